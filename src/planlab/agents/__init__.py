@@ -1,0 +1,1 @@
+"""Planners: the ``Agent`` base with NAVSIM AbstractAgent semantics and the explicit registry."""

@@ -1,0 +1,1 @@
+"""The doctor: checkpoint validation, training-log analysis, preflight smoke runs, memory estimates."""

@@ -1,0 +1,1 @@
+"""Model inputs: the feature/target builder protocol with contract checks, and the builders."""

@@ -1,0 +1,51 @@
+"""The scene vocabulary with NAVSIM semantics (fact sheet §2.2): frames, scenes, agent inputs, trajectories."""
+
+from planlab.scene.dataclasses import (
+    NAVSIM_INTERVAL_LENGTH,
+    AgentInput,
+    Annotations,
+    Camera,
+    Cameras,
+    EgoStatus,
+    Frame,
+    Lidar,
+    Scene,
+    SceneFilter,
+    SceneMetadata,
+    SensorConfig,
+    Trajectory,
+    TrajectorySampling,
+)
+from planlab.scene.enums import (
+    AGENT_TYPES,
+    BOX_NAMES,
+    CAMERA_NAMES,
+    BoundingBoxIndex,
+    DrivingCommand,
+    LidarIndex,
+    StateIndex,
+)
+
+__all__ = [
+    "AGENT_TYPES",
+    "BOX_NAMES",
+    "CAMERA_NAMES",
+    "NAVSIM_INTERVAL_LENGTH",
+    "AgentInput",
+    "Annotations",
+    "BoundingBoxIndex",
+    "Camera",
+    "Cameras",
+    "DrivingCommand",
+    "EgoStatus",
+    "Frame",
+    "Lidar",
+    "LidarIndex",
+    "Scene",
+    "SceneFilter",
+    "SceneMetadata",
+    "SensorConfig",
+    "StateIndex",
+    "Trajectory",
+    "TrajectorySampling",
+]

@@ -1,0 +1,1 @@
+"""Motion: trajectory resampling, kinematic bicycle, batched LQR tracker, IDM, the PDM-Closed reference planner."""

@@ -1,0 +1,1 @@
+"""Self-supervised pre-training: I-JEPA masks, predictor, EMA target encoder, the pre-training loop."""

@@ -1,0 +1,1 @@
+"""Learning: LightningModule/DataModule around an Agent, callbacks, checkpoints with provenance, resume."""

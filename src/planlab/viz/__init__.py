@@ -1,0 +1,1 @@
+"""Pictures: BEV and camera figures, learning curves, report plots (matplotlib, Agg backend)."""
