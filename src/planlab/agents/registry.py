@@ -31,6 +31,12 @@ AGENTS: dict[str, AgentSpec] = {
     spec.name: spec
     for spec in [
         # Agents are added here by the rooms that implement them (evaluation: references; training: learned).
+        AgentSpec(
+            "ego_status_mlp",
+            "planlab.agents.ego_mlp:EgoStatusMLPAgent",
+            "NAVSIM ego-status MLP: v, a, command -> 8 poses (L1)",
+            trainable=True,
+        ),
     ]
 }
 
