@@ -228,7 +228,11 @@ def check_conformance(frames: Sequence[dict[str, Any]], log_name: str, source: s
         bad = sorted(set(names) - set(BOX_NAMES))
         if bad:
             raise DataError(f"{where}: box class(es) {bad} not in {', '.join(BOX_NAMES)} (pitfall P14)")
-        if np.shape(anns["gt_boxes"])[1:] != (7,) or np.shape(anns["gt_velocity_3d"])[1:] != (3,):
+        # An empty frame may hold [] (the calibration logs do; NAVSIM accepts it) or (0, 7)/(0, 3) arrays.
+        n_boxes = _n(anns["gt_boxes"])
+        if n_boxes and (
+            np.shape(anns["gt_boxes"])[1:] != (7,) or np.shape(anns["gt_velocity_3d"])[1:] != (3,)
+        ):
             raise DataError(
                 f"{where}: gt_boxes must be (N, 7) and gt_velocity_3d (N, 3) (use (0, 7) when empty)"
             )

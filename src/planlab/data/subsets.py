@@ -201,6 +201,12 @@ def write_subsets(
     from planlab.data.layout import dataset_root
     from planlab.data.loader import SceneLoader
 
+    if not seeds:
+        raise DataError("no subset seeds given")
+    if not fractions:
+        raise DataError("no subset fractions given")
+    for f in fractions:
+        subset_size(float(f), 1)  # validate before reading any log
     base = dataset_root(root)
     source = resolve_split(base, split, splits_file)
     filt = scene_filter if scene_filter is not None else SceneFilter(frame_interval=1)
@@ -208,8 +214,6 @@ def write_subsets(
     loader = SceneLoader(base, source.data_split, filt, load_maps=False)
     manifest = loader.manifest()
     out = Path(out_dir) if out_dir is not None else base / "subsets" / split
-    if not seeds:
-        raise DataError("no subset seeds given")
     written = []
     for seed in seeds:
         for subset in make_subsets(loader.tokens, fractions, seed, split, manifest.hash, filt):
