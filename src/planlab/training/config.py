@@ -47,14 +47,17 @@ class DataConfig:
 
     root: str | None = None  # dataset root (navsim_logs/, sensor_blobs/, maps/); None: $OPENSCENE_DATA_ROOT
     maps_root: str | None = None  # None: $NUPLAN_MAPS_ROOT, else <root>/maps
-    train_split: str = "train"  # navsim_logs/<train_split>
-    # navsim_logs/<val_split>; None: hold out ``val_log_fraction`` of the train split's logs (by log name hash)
-    val_split: str | None = None
-    val_log_fraction: float = 0.1
-    # Label efficiency: a saved, hashed token list (planlab.data subsets), never limit_train_batches.
+    # A split is a directory navsim_logs/<split> or a part (train/val/test) of the by-log split file
+    # (planlab.data.subsets.resolve_split; default file <root>/splits.json).
+    train_split: str = "train"
+    val_split: str | None = "val"  # None: no validation (then no top-k by a validation metric)
+    splits_file: str | None = None
+    # Label efficiency: a saved, hashed, nested token list (planlab.data.subsets), never limit_train_batches.
+    # Looked up as <root>/subsets/<train_split>/<train_split>_frac<f>_seed<s>.json, else drawn the same way
+    # and saved into the run directory.
     label_fraction: float = 1.0
     subset_seed: int = 0
-    subset_file: str | None = None  # explicit token list file; overrides label_fraction/subset_seed
+    subset_file: str | None = None  # explicit subset file; overrides label_fraction/subset_seed
     num_history_frames: int = 4
     num_future_frames: int = 10
     frame_interval: int | None = 1
@@ -69,8 +72,8 @@ class DataConfig:
     def validate(self) -> None:
         if not 0.0 < self.label_fraction <= 1.0:
             raise ConfigError(f"data.label_fraction must be in (0, 1], got {self.label_fraction}")
-        if not 0.0 <= self.val_log_fraction < 1.0:
-            raise ConfigError(f"data.val_log_fraction must be in [0, 1), got {self.val_log_fraction}")
+        if self.val_split is not None and self.val_split == self.train_split:
+            raise ConfigError(f"data.val_split must differ from data.train_split ({self.train_split!r})")
         if self.num_history_frames < 1:
             raise ConfigError("data.num_history_frames must be >= 1")
         if self.num_workers < 0 or self.cache.build_workers < 0:
