@@ -136,7 +136,7 @@ def read_layer(path: Path, name: str, target_crs: str) -> LayerTable:
     columns = {str(n): np.asarray(v) for n, v in zip(meta["fields"], fields, strict=True)}
     if fids is None:
         raise DataError(f"{path}: layer {name!r} returned no feature ids")
-    return LayerTable(name, fids, geoms, columns, crs=target_crs, source=str(path))
+    return LayerTable(name, fids, geoms, columns, crs=target_crs, source=str(path), stored_crs=stored)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -191,6 +191,13 @@ class GPKGMap:
     ) -> GPKGMap:
         """A map over in-memory tables (e.g. a ``MapData`` before it is written)."""
         return cls(None, location, version, tables=tables, crs=crs)
+
+    @classmethod
+    def from_map_data(
+        cls, data: Any, crs: str = "epsg:32617", location: str = "memory", version: str = "memory"
+    ) -> GPKGMap:
+        """The map a :class:`planlab.maps.records.MapData` describes, without writing it (same dtypes)."""
+        return cls.from_tables(data.to_tables(crs), crs, location, version)
 
     # ---- identity --------------------------------------------------------------------------------------
     @property

@@ -57,6 +57,7 @@ class LayerTable:
         columns: dict[str, np.ndarray],
         crs: str | None,
         source: str = "<memory>",
+        stored_crs: str | None = None,
     ) -> None:
         self.name = name
         self.fids = np.asarray(fids, dtype=np.int64)
@@ -73,13 +74,15 @@ class LayerTable:
         self.columns = dict(columns)
         self.crs = crs
         self.source = source
+        # The CRS the file stores the layer in (before reprojection to ``crs``); None when unknown.
+        self.stored_crs = stored_crs if stored_crs is not None else crs
 
     def __len__(self) -> int:
         return len(self.fids)
 
     def __getstate__(self) -> dict[str, Any]:
         # Drop the lazily built indexes (the STRtree, id lists); they are rebuilt on first use.
-        keep = ("name", "fids", "geometries", "columns", "crs", "source")
+        keep = ("name", "fids", "geometries", "columns", "crs", "source", "stored_crs")
         return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
