@@ -132,9 +132,11 @@ class LaneMarking:
 def crosswalk_stripes(
     polygon: np.ndarray, stripe_width: float = 0.6, gap: float = 0.6, margin: float = 0.3
 ) -> list[GroundPolygon]:
-    """Zebra stripes for a crosswalk polygon: bars parallel to its long side (the walking direction), inside it.
+    """Zebra stripes for a crosswalk polygon, clipped to it.
 
-    Uses the polygon's minimum rotated rectangle; stripes are clipped to the polygon itself.
+    A crosswalk's long side is the walking direction (across the road). Each bar is ``stripe_width`` wide and
+    spans the short side (it is parallel to the traffic); bars repeat along the long side with ``gap`` between
+    them, ``margin`` inside the polygon's minimum rotated rectangle.
     """
     import shapely
 
@@ -145,29 +147,22 @@ def crosswalk_stripes(
         return []
     rect = np.asarray(poly.minimum_rotated_rectangle.exterior.coords)[:4]
     e0, e1 = rect[1] - rect[0], rect[2] - rect[1]
-    # Stripes run along the walking direction = the longer side; they repeat across the road = the shorter side.
-    along, across = (e0, e1) if np.linalg.norm(e0) >= np.linalg.norm(e1) else (e1, e0)
-    la, lc = np.linalg.norm(along), np.linalg.norm(across)
-    ua, uc = along / la, across / lc
-    origin = rect[0] if np.linalg.norm(e0) >= np.linalg.norm(e1) else rect[1]
-    # origin + a*ua + c*uc spans the rectangle for a in [0, la], c in [0, lc] (up to orientation).
-    pts = rect - origin
-    a_min, a_max = (pts @ ua).min(), (pts @ ua).max()
-    c_min, c_max = (pts @ uc).min(), (pts @ uc).max()
+    long_axis, short_axis = (e0, e1) if np.linalg.norm(e0) >= np.linalg.norm(e1) else (e1, e0)
+    ul = long_axis / np.linalg.norm(long_axis)
+    us = short_axis / np.linalg.norm(short_axis)
+    origin = rect[0]
+    rel = rect - origin
+    l_min, l_max = (rel @ ul).min(), (rel @ ul).max()
+    s_min, s_max = (rel @ us).min() + margin, (rel @ us).max() - margin
     out: list[GroundPolygon] = []
-    c = c_min + margin
-    while c + stripe_width <= c_max - margin + 1e-9:
-        bar = np.array(
-            [
-                origin + (a_min + margin) * ua + c * uc,
-                origin + (a_max - margin) * ua + c * uc,
-                origin + (a_max - margin) * ua + (c + stripe_width) * uc,
-                origin + (a_min + margin) * ua + (c + stripe_width) * uc,
-            ]
+    lo = l_min + margin
+    while lo + stripe_width <= l_max - margin + 1e-9:
+        hi = lo + stripe_width
+        bar = origin + np.array(
+            [lo * ul + s_min * us, hi * ul + s_min * us, hi * ul + s_max * us, lo * ul + s_max * us]
         )
-        clipped = shapely.Polygon(bar).intersection(poly)
-        out.extend(GroundPolygon.from_shapely(GroundClass.CROSSWALK, clipped))
-        c += stripe_width + gap
+        out.extend(GroundPolygon.from_shapely(GroundClass.CROSSWALK, shapely.Polygon(bar).intersection(poly)))
+        lo = hi + gap
     return out
 
 
