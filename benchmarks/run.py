@@ -24,6 +24,7 @@ REPORT = ROOT / "BENCHMARKS.md"
 # Explicit list: (short name, module). Each room adds its own line.
 MODULES: list[tuple[str, str]] = [
     ("loader", "benchmarks.bench_loader"),
+    ("maps", "benchmarks.bench_maps"),
 ]
 
 

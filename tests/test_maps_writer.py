@@ -328,3 +328,27 @@ def test_reader_reprojects_a_layer_stored_in_another_crs(written, tmp_path):
         assert shapely.hausdorff_distance(got, rec.geometry) < 1e-3  # metres, after the UTM round trip
     issues = validate_map(m)
     assert [i.rule for i in issues] == ["P4"] and issues[0].severity == "warning"
+
+
+def test_tiling_towns_into_one_map(tmp_path):
+    base = small_junction(ORIGIN)
+    tiled = base.merged(base.shifted(500.0, 0.0, 10000))
+    assert validate_map(tiled) == []
+    conn = next(r for r in tiled.lane_connectors if r.fid == 14003)
+    assert (conn.exit_lane_fid, conn.entry_lane_fid, conn.lane_group_connector_fid) == (
+        12002,
+        12005,
+        3002 + 10000,
+    )
+    assert conn.traffic_light_stop_line_fids == "16002"
+    assert conn.geometry.bounds[0] == pytest.approx(base.lane_connectors[2].geometry.bounds[0] + 500.0)
+    stop = next(r for r in tiled.stop_polygons if r.fid == 16002)
+    assert stop.stop_polygon_type_fid == 2  # a type code, not an id
+    assert next(r for r in tiled.lanes if r.fid == 12002).lane_index == 1
+    assert next(r for r in tiled.road_segments if r.fid == 18401).lane_group_fids == "11001"
+    with pytest.raises(DataError, match="fid 1001 of lane_groups_polygons"):
+        base.merged(base)
+    path = W.write_map(tiled, tmp_path, LOCATION, VERSION)
+    m = open_map(path)
+    assert len(m.lane_graph.lane_ids) == 10
+    assert m.get_map_object("14003", S.LANE_CONNECTOR).outgoing_edges[0].id == "12005"

@@ -9,6 +9,7 @@ never null. ``lanes_polygons.lane_fid`` is not a field: it is always written equ
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -266,6 +267,34 @@ class MapData:
                 return
         raise TypeError(f"not a map record: {type(record).__name__}")
 
+    def shifted(self, dx: float = 0.0, dy: float = 0.0, fid_offset: int = 0) -> MapData:
+        """A copy moved by (dx, dy) metres with every fid and fid reference increased by ``fid_offset``.
+
+        For tiling several towns into one GeoPackage (contract §1.1: at most four maps per maps root, so
+        towns share a file at disjoint coordinates with fids unique across the tiles). Type codes
+        (``*_type_fid``) are not ids and stay unchanged; comma-separated fid lists are shifted too.
+        """
+        out = MapData(meta=dict(self.meta))
+        for records in self.unsorted_tables().values():
+            for r in records:
+                out.add(_shift_record(r, dx, dy, fid_offset))
+        return out
+
+    def merged(self, *others: MapData) -> MapData:
+        """One map holding the records of ``self`` and ``others`` (meta of ``self``); fids must not clash."""
+        out = MapData(meta=dict(self.meta))
+        seen: dict[int, str] = {}
+        for part in (self, *others):
+            for table, records in part.unsorted_tables().items():
+                for r in records:
+                    if r.fid in seen:
+                        raise DataError(
+                            f"merging maps: fid {r.fid} of {table} is already used in {seen[r.fid]}"
+                        )
+                    seen[r.fid] = table
+                    out.add(r)
+        return out
+
     def max_fid(self) -> int:
         """Largest fid over all tables (0 for an empty map)."""
         return max((int(r.fid) for recs in self.unsorted_tables().values() for r in recs), default=0)
@@ -286,6 +315,38 @@ class MapData:
             geoms = np.array([r.geometry for r in records], dtype=object)
             out[table] = LayerTable(table, fids, geoms, columns, crs=crs, source=source)
         return out
+
+
+# Integer columns that hold codes, not ids (never shifted by ``MapData.shifted``).
+_TYPE_COLUMNS = frozenset(
+    {
+        "lane_index",
+        "lane_type_fid",
+        "path_type_fid",
+        "boundary_type_fid",
+        "intersection_type_fid",
+        "stop_polygon_type_fid",
+    }
+)
+# Text columns holding comma-separated fids.
+_ID_TEXT_COLUMNS = frozenset({"traffic_light_stop_line_fids", "intersection_fids", "lane_group_fids"})
+
+
+def _shift_record(r: Record, dx: float, dy: float, fid_offset: int) -> Record:
+    changes: dict[str, Any] = {}
+    if dx or dy:
+        changes["geometry"] = shapely.transform(r.geometry, lambda xy: xy + (dx, dy))
+    if fid_offset:
+        for name, kind in column_kinds(type(r)):
+            value = getattr(r, name)
+            if value is None or name in _TYPE_COLUMNS:
+                continue
+            if kind.startswith("int") and (name == "fid" or name.endswith("_fid")):
+                changes[name] = int(value) + fid_offset
+            elif name in _ID_TEXT_COLUMNS and value:
+                parts = [p.strip() for p in str(value).split(",") if p.strip()]
+                changes[name] = ",".join(str(int(p) + fid_offset) for p in parts)
+    return dataclasses.replace(r, **changes) if changes else r
 
 
 # ---------------------------------------------------------------------------------------------------------
