@@ -113,3 +113,13 @@ def test_layer_without_crs(root):
         m.get_map_object("41001", SemanticMapLayer.ROADBLOCK)
     msg = _one_line(exc)
     assert "lane_groups_polygons" in msg
+
+
+def test_unsafe_location_or_version(root):
+    with pytest.raises(DataError, match="not a safe directory name"):
+        load_map(root, "../../etc")
+    index = json.loads((root / "nuplan-maps-v1.0.json").read_text())
+    index[LOCATION] = {"version": "../../x"}
+    (root / "nuplan-maps-v1.0.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match="'../../x'"):
+        load_map(root, LOCATION)

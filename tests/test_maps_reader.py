@@ -17,6 +17,7 @@ from planlab.maps import (
     GPKGMap,
     Lane,
     LaneConnector,
+    MapAPI,
     RoadBlock,
     SemanticMapLayer,
     StopLineType,
@@ -44,6 +45,7 @@ def test_index_and_identity(calib_root, cmap):
         "us-nv-las-vegas-strip": "9.15.1915",
         "us-pa-pittsburgh-hazelwood": "9.17.1937",
     }
+    assert isinstance(cmap, MapAPI)
     assert cmap.location == cmap.map_name == LOCATION
     assert cmap.version == "9.17.1937"
     assert cmap.crs == "epsg:32617"

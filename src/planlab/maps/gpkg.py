@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +36,8 @@ from planlab.maps.objects import OBJECT_CLASSES, MapObject, as_xy
 from planlab.maps.table import LayerTable, concat_tables, parse_id
 
 MAPS_ROOT_ENV = "NUPLAN_MAPS_ROOT"
+# Locations and versions become directory names (DESIGN.md: identifiers that reach a path).
+_SAFE_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # ---------------------------------------------------------------------------------------------------------
 # CRS handling (pyproj only imported when a layer is not stored in the meta CRS)
@@ -542,6 +545,8 @@ def read_maps_index(maps_root: str | os.PathLike | None) -> dict[str, str]:
 def map_path(maps_root: str | os.PathLike | None, location: str, version: str | None = None) -> Path:
     """``<root>/<location>/<version>/map.gpkg``, the version read from the index when not given."""
     root = resolve_maps_root(maps_root)
+    if not _SAFE_COMPONENT.fullmatch(location):
+        raise DataError(f"map location {location!r} is not a safe directory name")
     if version is None:
         index = read_maps_index(root)
         if location not in index:
@@ -549,6 +554,8 @@ def map_path(maps_root: str | os.PathLike | None, location: str, version: str | 
                 f"location {location!r} is not in {root / MAP_INDEX_FILE} (has: {', '.join(sorted(index))})"
             )
         version = index[location]
+    if not _SAFE_COMPONENT.fullmatch(version) or version in (".", ".."):
+        raise DataError(f"map version {version!r} for {location!r} is not a safe directory name")
     return root / location / version / MAP_FILE_NAME
 
 

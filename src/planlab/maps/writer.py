@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -24,7 +23,7 @@ import shapely
 from planlab.atomic import atomic_path, atomic_write_text
 from planlab.errors import ConfigError, DataError
 from planlab.maps import layers as L
-from planlab.maps.gpkg import read_maps_index
+from planlab.maps.gpkg import _SAFE_COMPONENT, read_maps_index
 from planlab.maps.layers import (
     DEFAULT_MAP_VERSIONS,
     MAP_FILE_NAME,
@@ -35,8 +34,6 @@ from planlab.maps.layers import (
     StopLineType,
 )
 from planlab.maps.records import RECORD_TYPES, MapData, Record, check_records, derived_columns, layer_arrays
-
-_SAFE_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # Placeholder features of otherwise empty tables sit this far [m] beyond the map's bounding box, so no
 # 100 m query square around an ego on the road ever reaches them (contract P9).
