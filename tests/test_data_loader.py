@@ -426,3 +426,43 @@ def test_maps_attach_lazily_once_per_location(calib_root):
     s2 = loader.get_scene_from_token(CALIB_TOKENS[-1])
     assert s1.map_api is not None and s1.map_api is s2.map_api
     assert list(loader._maps) == ["us-pa-pittsburgh-hazelwood"]
+
+
+def test_make_frame_dict_has_the_real_layout_and_loads(calib_root, tmp_path):
+    from planlab.data.frame_dicts import link_samples, make_frame_dict
+
+    real = read_log(calib_root / "navsim_logs" / "calib" / "calib_02_follow_lead.pkl")[5]
+    cams = {c: {k: real["cams"][c][k] for k in real["cams"][c] if k != "data_path"} for c in CAMERA_NAMES}
+    frames = []
+    for i in range(15):
+        yaw = -3.0 - 0.05 * i  # crosses -pi: the stored quaternion must still give the right yaw
+        frames.append(
+            make_frame_dict(
+                token=f"{0xABC000 + i:016x}",
+                timestamp=1_000_000 + 500_000 * i,
+                log_name="built_log",
+                map_location="sg-one-north",
+                ego_pose=(365000.0 + 4.0 * i, 143000.0 - 0.5 * i, yaw),
+                ego_velocity=(8.0, 0.0),
+                ego_acceleration=(0.5, 0.1),
+                driving_command=[0, 0, 1, 0],
+                roadblock_ids=["5", "6"],
+                traffic_lights=[(7, True)],
+                cameras=cams,
+            )
+        )
+    link_samples(frames)
+    assert set(frames[0]) == set(real), set(frames[0]) ^ set(real)
+    assert set(frames[0]["cams"]["CAM_F0"]) == set(real["cams"]["CAM_F0"])
+    np.testing.assert_allclose(
+        frames[3]["can_bus"][:7], np.r_[frames[3]["ego2global_translation"], frames[3]["ego2global_rotation"]]
+    )
+    assert frames[0]["sample_prev"] is None and frames[1]["sample_prev"] == frames[0]["token"]
+    write_log(frames, tmp_path / "navsim_logs" / "x" / "built_log.pkl")
+    loader = SceneLoader(tmp_path, "x", SceneFilter(frame_interval=1), load_maps=False)
+    scene = loader.get_scene_from_token(frames[3]["token"])
+    np.testing.assert_allclose(
+        scene.frames[3].ego_status.ego_pose, [365012.0, 142998.5, -3.15 + 2 * np.pi], atol=1e-9
+    )
+    assert frames[3]["lidar_path"] == f"built_log/MergedPointCloud/{frames[3]['token']}.pcd"
+    assert scene.frames[0].traffic_lights == [(7, True)] and scene.frames[0].annotations.boxes.shape == (0, 7)
