@@ -1,0 +1,237 @@
+"""The metric cache: everything agent-independent about a scene, computed once, stored as ``.npz``.
+
+One file per token, ``<cache>/<log_name>/<token>.npz`` (arrays only, ``allow_pickle=False``; text as a
+JSON header), plus ``<cache>/index.json`` (token → log, format and scorer versions, build failures).
+An entry holds (fact sheet §1.2): the initial ego state, PDM-Closed's 5 s trajectory *and* its
+simulated states and sub-scores against the ground truth (so scoring an agent needs one simulation),
+the ground-truth boxes interpolated to 10 Hz, the centerline, the on-route lane ids and the drivable
+map polygons. Entries from another format or scorer version, or unreadable ones, are rebuilt by
+``planlab eval cache`` and reported by path when scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from planlab.atomic import atomic_open
+from planlab.errors import DataError
+from planlab.evaluation.frames import frame_dynamics, frame_pose, planner_input
+from planlab.evaluation.gt_observation import V11_HORIZON_S, GTObservation, interpolate_gt
+from planlab.metrics.pdm.inputs import ScoringScene
+from planlab.sim.pdm_closed.planner import PDMClosedPlanner
+from planlab.sim.vehicle import initial_state_array
+from planlab.sim.world import DrivableMap
+
+FORMAT_VERSION = 1
+# bump when any agent-independent number the cache stores would change
+SCORER_VERSION = "navsim-v1.1-pdms/planlab-1"
+INDEX_FILE = "index.json"
+
+
+class CacheEntryError(DataError):
+    """A cache entry is missing, unreadable or from another format/scorer version."""
+
+
+@dataclass
+class MetricCacheEntry:
+    """The agent-independent facts of one scene (see module docstring)."""
+
+    token: str
+    log_name: str
+    map_name: str
+    t0_us: int
+    ego_pose: np.ndarray  # (3,) logged rear-axle pose
+    ego_velocity: np.ndarray  # (2,)
+    ego_acceleration: np.ndarray  # (2,)
+    pdm_poses: np.ndarray  # (51, 3)
+    pdm_times_us: np.ndarray  # (51,)
+    pdm_states_v11: np.ndarray  # (41, 11) PDM-Closed simulated against the GT
+    pdm_subscores_v11: dict[str, float]
+    centerline_poses: np.ndarray  # (N, 3)
+    route_block_ids: list[str]
+    route_lane_ids: list[str]
+    drivable: DrivableMap
+    gt_v11: GTObservation
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def initial_state(self) -> np.ndarray:
+        return initial_state_array(self.ego_pose, self.ego_velocity, self.ego_acceleration)
+
+    @cached_property
+    def centerline(self) -> shapely.LineString:
+        return shapely.linestrings(self.centerline_poses[:, :2])
+
+    def scoring_scene(self, version: str = "v1.1") -> ScoringScene:
+        key = f"_scene_{version}"
+        scene = self.__dict__.get(key)
+        if scene is None:
+            if version != "v1.1":
+                raise ValueError(f"metric version {version!r} is not in this cache entry")
+            scene = ScoringScene(self.token, self.gt_v11.object_tracks(), self.drivable, self.centerline)
+            self.__dict__[key] = scene
+        return scene
+
+    # ------------------------------------------------------------------------------------ storage
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        geometry_type, coords, offsets = (
+            shapely.to_ragged_array(self.drivable.polygons)
+            if len(self.drivable)
+            else (None, np.zeros((0, 2)), (np.zeros(1, np.int64), np.zeros(1, np.int64)))
+        )
+        if geometry_type is not None and geometry_type != shapely.GeometryType.POLYGON:
+            raise DataError(
+                f"token {self.token}: drivable map holds non-polygon geometries ({geometry_type!r})"
+            )
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "scorer_version": SCORER_VERSION,
+            "token": self.token,
+            "log_name": self.log_name,
+            "map_name": self.map_name,
+            "t0_us": int(self.t0_us),
+            "pdm_subscores_v11": self.pdm_subscores_v11,
+            "route_block_ids": self.route_block_ids,
+            "route_lane_ids": self.route_lane_ids,
+            "poly_tokens": self.drivable.tokens,
+            "gt_tokens": self.gt_v11.tokens,
+            "gt_names": self.gt_v11.names,
+            "extra": self.extra,
+        }
+        g = self.gt_v11
+        return {
+            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            "ego": np.concatenate([self.ego_pose, self.ego_velocity, self.ego_acceleration]),
+            "pdm_poses": self.pdm_poses,
+            "pdm_times_us": self.pdm_times_us.astype(np.int64),
+            "pdm_states_v11": self.pdm_states_v11,
+            "centerline": self.centerline_poses,
+            "poly_coords": np.asarray(coords, dtype=np.float64),
+            "poly_ring_offsets": np.asarray(offsets[0], dtype=np.int64),
+            "poly_offsets": np.asarray(offsets[1], dtype=np.int64),
+            "poly_types": self.drivable.types.astype(np.int8),
+            "poly_on_route": self.drivable.on_route.astype(bool),
+            "gt_boxes": np.stack([g.x, g.y, g.heading]),
+            "gt_present": g.present,
+            "gt_sizes": np.stack([g.length, g.width, g.speed]) if len(g.tokens) else np.zeros((3, 0)),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str = "") -> MetricCacheEntry:
+        meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION or meta.get("scorer_version") != SCORER_VERSION:
+            raise CacheEntryError(
+                f"{source}: cache entry is format {meta.get('format_version')} / scorer "
+                f"{meta.get('scorer_version')!r}, expected {FORMAT_VERSION} / {SCORER_VERSION!r} (rebuild the cache)"
+            )
+        n_poly = len(meta["poly_tokens"])
+        if n_poly:
+            polygons = shapely.from_ragged_array(
+                shapely.GeometryType.POLYGON,
+                arrays["poly_coords"],
+                (arrays["poly_ring_offsets"], arrays["poly_offsets"]),
+            )
+        else:
+            polygons = np.empty(0, dtype=object)
+        drivable = DrivableMap(meta["poly_tokens"], arrays["poly_types"], arrays["poly_on_route"], polygons)
+        boxes, sizes = arrays["gt_boxes"], arrays["gt_sizes"]
+        gt = GTObservation(
+            tokens=list(meta["gt_tokens"]),
+            names=list(meta["gt_names"]),
+            x=boxes[0],
+            y=boxes[1],
+            heading=boxes[2],
+            present=arrays["gt_present"].astype(bool),
+            length=sizes[0],
+            width=sizes[1],
+            speed=sizes[2],
+        )
+        ego = arrays["ego"]
+        return cls(
+            token=meta["token"],
+            log_name=meta["log_name"],
+            map_name=meta["map_name"],
+            t0_us=int(meta["t0_us"]),
+            ego_pose=ego[0:3].copy(),
+            ego_velocity=ego[3:5].copy(),
+            ego_acceleration=ego[5:7].copy(),
+            pdm_poses=arrays["pdm_poses"],
+            pdm_times_us=arrays["pdm_times_us"],
+            pdm_states_v11=arrays["pdm_states_v11"],
+            pdm_subscores_v11={k: float(v) for k, v in meta["pdm_subscores_v11"].items()},
+            centerline_poses=arrays["centerline"],
+            route_block_ids=list(meta["route_block_ids"]),
+            route_lane_ids=list(meta["route_lane_ids"]),
+            drivable=drivable,
+            gt_v11=gt,
+            extra=dict(meta.get("extra", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, **self.to_arrays())
+
+    @classmethod
+    def load(cls, path: Path) -> MetricCacheEntry:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise CacheEntryError(f"{path}: cache entry not found") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise CacheEntryError(f"{path}: unreadable cache entry ({type(exc).__name__}: {exc})") from None
+        try:
+            return cls.from_arrays(arrays, str(path))
+        except CacheEntryError:
+            raise
+        except (KeyError, ValueError, TypeError, json.JSONDecodeError, IndexError) as exc:
+            raise CacheEntryError(f"{path}: corrupt cache entry ({type(exc).__name__}: {exc})") from None
+
+
+def build_entry(
+    window: list[dict[str, Any]], num_history_frames: int, map_api: Any, source: str = ""
+) -> MetricCacheEntry:
+    """Compute the cache entry of one scene window (current frame = index ``num_history_frames - 1``)."""
+    from planlab.evaluation.scoring import pdm_closed_score_fn_v11, score_states_v11, simulate_reference
+
+    if map_api is None:
+        raise DataError(
+            f"{source}no map available for location {window[num_history_frames - 1].get('map_location')!r}"
+        )
+    current = window[num_history_frames - 1]
+    inp = planner_input(window, num_history_frames, source)
+    plan = PDMClosedPlanner().plan(inp, map_api, pdm_closed_score_fn_v11)
+    gt = interpolate_gt(window, num_history_frames, V11_HORIZON_S, source)
+    velocity, acceleration = frame_dynamics(current)
+    entry = MetricCacheEntry(
+        token=str(current["token"]),
+        log_name=str(current["log_name"]),
+        map_name=str(current["map_location"]),
+        t0_us=int(current["timestamp"]),
+        ego_pose=frame_pose(current),
+        ego_velocity=velocity,
+        ego_acceleration=acceleration,
+        pdm_poses=plan.poses,
+        pdm_times_us=plan.times_us,
+        pdm_states_v11=np.zeros((0, 11)),
+        pdm_subscores_v11={},
+        centerline_poses=plan.centerline.poses,
+        route_block_ids=plan.route_block_ids,
+        route_lane_ids=plan.route_lane_ids,
+        drivable=plan.drivable,
+        gt_v11=gt,
+        extra={"pdm_best_proposal": plan.best_index, "starting_lane": plan.starting_lane_id},
+    )
+    states = simulate_reference([entry])
+    sub = score_states_v11([entry], states)
+    entry.pdm_states_v11 = states[0]
+    entry.pdm_subscores_v11 = {k: float(v[0]) for k, v in sub.as_dict().items()}
+    return entry

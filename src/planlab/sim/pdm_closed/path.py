@@ -1,0 +1,80 @@
+"""A path the planner follows: discrete poses with arc length, linear interpolation and projection.
+
+NAVSIM's ``PDMPath``: headings are unwrapped before interpolation; arc length is the running sum of
+vertex distances (duplicate vertices at lane joins are kept, they add zero length); projection is
+shapely's ``project`` on the vertex linestring; interpolation clips to [1e-5, length] and wraps the
+heading with atan2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+import shapely.ops
+from shapely.geometry import LineString
+
+
+def normalize_angle(angle: np.ndarray) -> np.ndarray:
+    return np.arctan2(np.sin(angle), np.cos(angle))
+
+
+def parallel_poses(poses: np.ndarray, offset: float) -> np.ndarray:
+    """Poses shifted ``offset`` metres to the left of each heading (NAVSIM ``parallel_discrete_path``)."""
+    theta = poses[:, 2] + np.pi / 2
+    return np.stack(
+        [poses[:, 0] + np.cos(theta) * offset, poses[:, 1] + np.sin(theta) * offset, poses[:, 2]], axis=1
+    )
+
+
+class PDMPath:
+    """Discrete poses ``(N, 3)`` (x, y, heading) with arc-length interpolation."""
+
+    def __init__(self, poses: np.ndarray) -> None:
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.ndim != 2 or poses.shape[1] != 3 or len(poses) < 2:
+            raise ValueError(f"a path needs (N >= 2, 3) poses, got {poses.shape}")
+        self.poses = poses
+        self.states = poses.copy()
+        self.states[:, 2] = np.unwrap(self.states[:, 2], axis=0)
+        diff = np.diff(poses[:, :2], axis=0)
+        self.progress = np.cumsum(np.append(0.0, np.linalg.norm(diff.T, axis=0)), dtype=np.float64)
+        self.linestring: LineString = shapely.linestrings(self.states[:, :2])
+        # scipy interp1d sorts its abscissa with a stable sort; duplicated arc lengths keep their order
+        order = np.argsort(self.progress, kind="mergesort")
+        self._x = self.progress[order]
+        self._y = self.states[order]
+
+    @property
+    def length(self) -> float:
+        return float(self.progress[-1])
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Arc length of the nearest point on the linestring (GEOS ``project``)."""
+        return shapely.line_locate_point(
+            self.linestring, shapely.points(np.asarray(points, dtype=np.float64))
+        )
+
+    def interpolate(self, distances: np.ndarray) -> np.ndarray:
+        """Poses ``(..., 3)`` at arc lengths ``distances`` (clipped to [1e-5, length])."""
+        d = np.clip(np.asarray(distances, dtype=np.float64), 1e-5, self.length)
+        flat = d.reshape(-1)
+        idx = np.clip(np.searchsorted(self._x, flat, side="left"), 1, len(self._x) - 1)
+        lo = idx - 1
+        x_lo, x_hi = self._x[lo], self._x[idx]
+        y_lo, y_hi = self._y[lo], self._y[idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = (y_hi - y_lo) / (x_hi - x_lo)[:, None]
+        out = slope * (flat - x_lo)[:, None] + y_lo
+        out[:, 2] = normalize_angle(out[:, 2])
+        out[np.isnan(out)] = 0.0
+        return out.reshape(d.shape + (3,))
+
+    def substring(self, start: float, end: float) -> LineString:
+        """Vertices with arc length in [start, end] (shapely's substring when fewer than two)."""
+        start = float(np.clip(start, 0.0, self.length))
+        end = float(np.clip(end, 0.0, self.length))
+        inside = (start <= self.progress) & (self.progress <= end)
+        coords = self.states[inside, :2]
+        if len(coords) > 1:
+            return LineString(coords)
+        return shapely.ops.substring(self.linestring, start, end)

@@ -1,0 +1,338 @@
+"""PDM-Closed: 15 IDM proposals along 3 lateral paths, simulated, scored, the best one extended to 5 s.
+
+NAVSIM v1.1's ``PDMClosedPlanner`` as its metric caching runs it once per scene (fact sheet §1.9):
+route correction → drivable map → forecast observation → starting lane → Dijkstra centerline and
+±1 m parallel paths → IDM unrolling at 10 Hz (leader refreshed every 2 steps inside a corridor of
+half the ego width around the path ahead; the path end is the leader when nothing is ahead) →
+LQR/bicycle simulation → scoring with the same scorer as the agent → argmax → 50-pose trajectory.
+
+Quirks kept on purpose: the initial proposal pose is the rear axle *projected* onto the path; at
+step 1 the leader is still all-zero (a leader at progress 0), so every proposal brakes first; the
+leader record is one array shared by the proposals of a path and is only partly overwritten per
+proposal (rear length and velocity leak from one proposal to the next, as in NAVSIM).
+
+The scorer is injected (``score_fn``): the simulation layer must not import the metrics layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import Point
+
+from planlab.errors import DataError
+from planlab.sim.idm import IDMParameters, idm_step
+from planlab.sim.pdm_closed.path import PDMPath, normalize_angle, parallel_poses
+from planlab.sim.pdm_closed.route import centerline_poses, correct_route, load_route
+from planlab.sim.pdm_closed.world import (
+    RED_LIGHT_TOKEN,
+    DetectedObjects,
+    DrivableGeometry,
+    ForecastObservation,
+    build_drivable_map,
+    ego_footprint,
+)
+from planlab.sim.simulator import simulate
+from planlab.sim.vehicle import PACIFICA, VehicleParameters, initial_state_array, rear_axle_roundtrip
+from planlab.sim.world import DrivableMap, ObjectTracks
+
+ScoreFn = Callable[[np.ndarray, ObjectTracks, DrivableMap, shapely.LineString], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PDMClosedConfig:
+    """The metric-caching configuration of NAVSIM v1.1 (``MetricCacheProcessor``)."""
+
+    trajectory_poses: int = 50  # 5 s at 10 Hz
+    proposal_poses: int = 40  # 4 s at 10 Hz
+    interval: float = 0.1
+    map_radius: float = 100.0
+    lateral_offsets: tuple[float, ...] = (-1.0, 1.0)
+    speed_limit_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
+    fallback_target_velocity: float = 15.0
+    min_gap_to_lead_agent: float = 1.0
+    headway_time: float = 1.5
+    accel_max: float = 1.5
+    decel_max: float = 3.0
+    leading_agent_update_rate: int = 2
+    observation_sample_res: int = 2
+
+    @property
+    def observation_samples(self) -> int:
+        extra = self.proposal_poses + int(1 / self.interval)
+        return extra if extra > self.trajectory_poses else self.trajectory_poses
+
+
+@dataclass
+class PlannerInput:
+    """The current frame as PDM-Closed needs it (map frame, logged rear-axle pose)."""
+
+    ego_pose: np.ndarray  # (3,) logged rear-axle x, y, yaw
+    ego_velocity: np.ndarray  # (2,) ego frame, float32-rounded like NAVSIM's Scene
+    ego_acceleration: np.ndarray  # (2,)
+    t0_us: int
+    route_roadblock_ids: list[str]
+    traffic_lights: list[tuple[int, bool]]
+    objects: DetectedObjects
+
+
+@dataclass
+class PDMClosedPlan:
+    """The chosen trajectory and everything the metric cache keeps from the planner."""
+
+    poses: np.ndarray  # (51, 3) x, y, heading at t0 + k·0.1 s
+    times_us: np.ndarray  # (51,)
+    centerline: PDMPath
+    route_block_ids: list[str]
+    route_lane_ids: list[str]
+    drivable: DrivableMap
+    starting_lane_id: str
+    proposal_scores: np.ndarray
+    best_index: int
+    collided_tokens: list[str]
+    proposal_states: np.ndarray = field(repr=False)  # (15, 41, 11) simulated
+
+
+class PDMClosedPlanner:
+    """Runs PDM-Closed once for a scene (its state lives only inside :meth:`plan`)."""
+
+    def __init__(
+        self, config: PDMClosedConfig = PDMClosedConfig(), vehicle: VehicleParameters = PACIFICA
+    ) -> None:
+        self.config = config
+        self.vehicle = vehicle
+
+    # ------------------------------------------------------------------------------------------- route
+    def _starting_lane(
+        self,
+        rear_axle: np.ndarray,
+        center: np.ndarray,
+        footprint: Any,
+        geometry: DrivableGeometry,
+        lanes: dict[str, Any],
+    ) -> Any:
+        """NAVSIM ``_get_starting_lane``: on-route lane under the rear axle with the smallest heading error."""
+        candidates, errors = [], []
+        for lane_id in geometry.intersecting_tokens(Point(float(rear_axle[0]), float(rear_axle[1]))):
+            if lane_id in lanes:
+                lane = lanes[lane_id]
+                path = np.asarray(lane.baseline_path.discrete_path, dtype=np.float64)
+                d = ((rear_axle[None, :2] - path[:, :2]) ** 2).sum(axis=-1) ** 0.5
+                err = np.abs(normalize_angle(path[int(np.argmin(d)), 2] - rear_axle[2]))
+                candidates.append(lane)
+                errors.append(err)
+        if candidates:
+            return candidates[int(np.argmin(np.abs(errors)))]
+        start, closest = None, np.inf
+        for lane in lanes.values():
+            if lane.contains_point((float(center[0]), float(center[1]))):
+                return lane
+            dist = lane.polygon.distance(footprint)
+            if dist < closest:
+                start, closest = lane, dist
+        if start is None:
+            raise DataError("PDM-Closed: the route has no lanes to start from")
+        return start
+
+    # ------------------------------------------------------------------------------------------- plan
+    def plan(self, inp: PlannerInput, map_api: Any, score_fn: ScoreFn) -> PDMClosedPlan:
+        cfg, veh = self.config, self.vehicle
+        pose = np.asarray(inp.ego_pose, dtype=np.float64)
+        rx, ry = rear_axle_roundtrip(pose[0], pose[1], pose[2], veh)
+        rear_axle = np.array([rx, ry, pose[2]])
+        center, footprint = ego_footprint(pose, veh)
+        initial_state = initial_state_array(pose, inp.ego_velocity, inp.ego_acceleration, veh)
+
+        blocks, lanes = load_route(map_api, inp.route_roadblock_ids)
+        if not blocks:
+            raise DataError("PDM-Closed: the frame has an empty route (roadblock_ids)")
+        corrected = correct_route(rear_axle, map_api, blocks)
+        blocks, lanes = load_route(map_api, corrected)
+        geometry = build_drivable_map(map_api, center, cfg.map_radius, list(lanes.keys()))
+
+        red_lights = [
+            (f"{RED_LIGHT_TOKEN}_{cid}", lanes[str(cid)].polygon)
+            for cid, is_red in inp.traffic_lights
+            if is_red and str(cid) in lanes
+        ]
+        observation = ForecastObservation(
+            center,
+            footprint,
+            inp.objects,
+            red_lights,
+            cfg.observation_samples,
+            cfg.interval,
+            cfg.observation_sample_res,
+            cfg.map_radius,
+        )
+
+        start_lane = self._starting_lane(rear_axle, center, footprint, geometry, lanes)
+        base = centerline_poses(start_lane, blocks, lanes)
+        paths = [PDMPath(base)] + [PDMPath(parallel_poses(base, off)) for off in cfg.lateral_offsets]
+
+        speed_limit = start_lane.speed_limit_mps
+        fractions = np.asarray(cfg.speed_limit_fractions, dtype=np.float64)
+        limit = speed_limit if speed_limit is not None else cfg.fallback_target_velocity
+        n_long = len(fractions)
+        target = fractions * limit
+
+        generator = _Generator(
+            paths, n_long, target, cfg, veh, observation, rear_axle, float(initial_state[3])
+        )
+        proposals = generator.unroll_proposals()  # (P, 51, 3), first 41 filled
+
+        sim_states = self._simulate(proposals[:, : cfg.proposal_poses + 1], initial_state)
+        tracks = observation.object_tracks(cfg.observation_samples + 1)
+        scores = np.asarray(
+            score_fn(sim_states, tracks, geometry.drivable, paths[0].linestring), dtype=np.float64
+        )
+        best = int(np.argmax(scores))
+        poses = generator.extend(best)
+        times = int(inp.t0_us) + np.arange(cfg.trajectory_poses + 1, dtype=np.int64) * int(cfg.interval * 1e6)
+        return PDMClosedPlan(
+            poses=poses,
+            times_us=times,
+            centerline=paths[0],
+            route_block_ids=list(blocks.keys()),
+            route_lane_ids=list(lanes.keys()),
+            drivable=geometry.drivable,
+            starting_lane_id=start_lane.id,
+            proposal_scores=scores,
+            best_index=best,
+            collided_tokens=list(observation.collided),
+            proposal_states=sim_states,
+        )
+
+    def _simulate(self, proposals: np.ndarray, initial_state: np.ndarray) -> np.ndarray:
+        init = np.repeat(initial_state[None], len(proposals), axis=0)
+        return simulate(proposals, init, vehicle=self.vehicle)
+
+
+class _Generator:
+    """IDM unrolling of the proposals (NAVSIM ``PDMGenerator``); proposal i = path i // 5, policy i % 5."""
+
+    def __init__(
+        self,
+        paths: list[PDMPath],
+        n_long: int,
+        target_velocity: np.ndarray,
+        cfg: PDMClosedConfig,
+        vehicle: VehicleParameters,
+        observation: ForecastObservation,
+        rear_axle: np.ndarray,
+        initial_speed: float,
+    ) -> None:
+        self.paths = paths
+        self.n_long = n_long
+        self.cfg = cfg
+        self.vehicle = vehicle
+        self.obs = observation
+        self.rear_axle = rear_axle
+        self.initial_speed = initial_speed
+        n = len(paths) * n_long
+        t = cfg.trajectory_poses + 1
+        self.states = np.zeros((n, t, 3))
+        self.idm = np.zeros((n, t, 2))  # progress, velocity
+        self.leading = np.zeros((n, t, 3))  # progress, velocity, rear length
+        self.corridors: dict[int, Any] = {}
+        self.max_target_velocity = float(np.max(target_velocity))
+        self.params = IDMParameters(
+            target_velocity=np.asarray(target_velocity, dtype=np.float64),
+            min_gap=np.full(n_long, cfg.min_gap_to_lead_agent),
+            headway_time=np.full(n_long, cfg.headway_time),
+            accel_max=np.full(n_long, cfg.accel_max),
+            decel_max=np.full(n_long, cfg.decel_max),
+        )
+        self.collided = set(observation.collided)
+        self.path_lengths = [float(p.linestring.length) for p in paths]
+
+    def _batch(self, lateral: int) -> list[int]:
+        return list(range(lateral * self.n_long, (lateral + 1) * self.n_long))
+
+    def unroll_proposals(self) -> np.ndarray:
+        for lateral in range(len(self.paths)):
+            batch = self._batch(lateral)
+            path = self.paths[lateral]
+            progress = float(path.project(self.rear_axle[None, :2])[0])
+            self.idm[batch, 0, 0] = progress
+            self.idm[batch, 0, 1] = self.initial_speed
+            self.states[batch, 0] = path.interpolate(np.array([progress]))[0]
+            for t in range(1, self.cfg.proposal_poses + 1):
+                self._step(lateral, batch, t)
+        return self.states
+
+    def extend(self, proposal: int) -> np.ndarray:
+        lateral = proposal // self.n_long
+        for t in range(self.cfg.proposal_poses + 1, self.cfg.trajectory_poses + 1):
+            self._step(lateral, [proposal], t)
+        return self.states[proposal].copy()
+
+    def _step(self, lateral: int, batch: list[int], t: int) -> None:
+        self._update_leading(lateral, batch, t)
+        longitudinal = [i % self.n_long for i in batch]
+        p = self.params
+        params = IDMParameters(
+            p.target_velocity[longitudinal],
+            p.min_gap[longitudinal],
+            p.headway_time[longitudinal],
+            p.accel_max[longitudinal],
+            p.decel_max[longitudinal],
+        )
+        lead = self.leading[batch, t]
+        prog, vel = idm_step(
+            self.idm[batch, t - 1, 0],
+            self.idm[batch, t - 1, 1],
+            lead[:, 0],
+            lead[:, 1],
+            lead[:, 2],
+            params,
+            self.cfg.interval,
+        )
+        self.idm[batch, t, 0] = prog
+        self.idm[batch, t, 1] = vel
+        self.states[batch, t] = self.paths[lateral].interpolate(prog)
+
+    def _corridor(self, lateral: int, proposal: int) -> Any:
+        if lateral not in self.corridors:
+            start = float(self.idm[proposal, 0, 0])
+            end = start + abs(self.max_target_velocity) * self.cfg.trajectory_poses * self.cfg.interval
+            ahead = self.paths[lateral].substring(start, end)
+            self.corridors[lateral] = ahead.buffer(self.vehicle.width / 2, cap_style="square")
+        return self.corridors[lateral]
+
+    def _update_leading(self, lateral: int, batch: list[int], t: int) -> None:
+        if t % self.cfg.leading_agent_update_rate != 0:
+            self.leading[batch, t] = self.leading[batch, t - 1]
+            return
+        path = self.paths[lateral]
+        occupancy = self.obs[t]
+        corridor = self._corridor(lateral, batch[0])
+        progress_of: dict[str, float] = {}
+        for token in occupancy.intersects(corridor):
+            if token not in self.collided:
+                progress_of[token] = float(
+                    shapely.line_locate_point(path.linestring, occupancy[token].centroid)
+                )
+        record = np.zeros(3)  # shared by the path's proposals on purpose (NAVSIM)
+        for proposal in batch:
+            current = float(self.idm[proposal, t - 1, 0])
+            ahead = {tok: pr for tok, pr in progress_of.items() if pr > current}
+            if ahead:
+                pose = self.states[proposal, t - 1]
+                _, ego_poly = ego_footprint(pose, self.vehicle)
+                tokens = list(ahead.keys())
+                polys = np.empty(len(tokens), dtype=object)
+                polys[:] = [occupancy[tok] for tok in tokens]
+                dist = shapely.distance(ego_poly, polys)
+                j = int(np.argmin(dist))
+                record[0] = current + float(dist[j])
+                if RED_LIGHT_TOKEN not in tokens[j]:
+                    record[1] = self.obs.leading_velocity(tokens[j], float(pose[2]))
+            else:
+                record[0] = self.path_lengths[lateral]
+                record[2] = self.vehicle.length / 2
+            self.leading[proposal, t] = record
