@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pickletools
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +194,47 @@ def test_truncated_and_garbage_pickles_are_data_errors(tmp_path):
         safe_loads(b"\x80\x04this is not a pickle", "junk")
     with pytest.raises(DataError, match="not found"):
         safe_load(tmp_path / "missing.pkl")
+
+
+NUMPY1_DIR = Path(__file__).parent / "data" / "numpy1_pickles"
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_genuine_numpy1_pickles_load(protocol):
+    """Pickles written by numpy 1.23.5 itself (see make_fixtures.py in that folder)."""
+    path = NUMPY1_DIR / f"numpy1_protocol{protocol}.pkl"
+    assert any(n.startswith("numpy.core.") for n in pickle_globals(path.read_bytes()))
+    frames = safe_load(path)
+    assert [f["token"] for f in frames] == ["00000000000000a0", "00000000000000a1"]
+    f = frames[1]
+    np.testing.assert_array_equal(f["ego2global_translation"], [664001.5, 3997000.25, 0.0])
+    # (written with numpy 1.23's cos/sin, which may differ from ours in the last bit)
+    np.testing.assert_allclose(f["ego2global_rotation"], [np.cos(0.2), 0.0, 0.0, np.sin(0.2)], rtol=1e-15)
+    assert f["gt_boxes"].dtype == np.float32
+    np.testing.assert_array_equal(f["gt_boxes"], np.arange(14, dtype=np.float32).reshape(2, 7) + 1)
+    assert list(f["gt_names"]) == ["vehicle", "pedestrian"] and f["empty"].shape == (0, 7)
+    assert f["ego_dynamic_state"][0] == 10.5 and f["ego_dynamic_state"][2] == np.float32(0.25)
+    assert f["traffic_lights"] == [(44001, False)] and f["driving_command"].dtype == np.int64
+    np.testing.assert_array_equal(f["fortran"], np.arange(6.0).reshape(2, 3))
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PLANLAB_NUMPY1_PYTHON"), reason="set PLANLAB_NUMPY1_PYTHON to a numpy 1.x python"
+)
+def test_portable_pickle_loads_under_numpy1(tmp_path):
+    """The real P1 check: a numpy 1.x interpreter unpickles what the portable writer wrote."""
+    path = tmp_path / "log.pkl"
+    portable_dump([_sample()], path)
+    code = (
+        "import pickle, sys, json, numpy; f = pickle.load(open(sys.argv[1], 'rb'))[0]; "
+        "print(json.dumps([numpy.__version__, str(f['boxes32'].dtype), f['boxes32'].tolist(), list(f['names']), "
+        "list(f['empty_boxes'].shape), f['speed']]))"
+    )
+    out = subprocess.run(
+        [os.environ["PLANLAB_NUMPY1_PYTHON"], "-c", code, str(path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    version, dtype, boxes, names, empty_shape, speed = json.loads(out.stdout)
+    assert version.startswith("1.") and dtype == "float32" and empty_shape == [0, 7] and speed == 3.25
+    np.testing.assert_array_equal(np.array(boxes, dtype=np.float32), _sample()["boxes32"])
+    assert names == ["vehicle", "pedestrian"]
