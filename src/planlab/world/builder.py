@@ -242,7 +242,6 @@ class NetworkBuilder:
             buildings=[],
         )
         net.buildings = self._place_buildings(net)
-        self._add_placeholders(net)
         return net
 
     def _collect_arms(self) -> None:
@@ -365,7 +364,7 @@ class NetworkBuilder:
                 if bf not in boundaries:
                     mk = mask[::-1] if rev else mask
                     boundaries[bf] = Boundary(bf, arr[mk])
-        for direction, n_lanes, bounds, bfids, rev in (
+        for _direction, n_lanes, bounds, bfids, rev in (
             ("fwd", r.n_fwd, fwd_bounds, fwd_bfids, False),
             ("bwd", r.n_bwd, bwd_bounds, bwd_bfids, True),
         ):
@@ -842,7 +841,7 @@ class NetworkBuilder:
     # ---- car parks, road segments, buildings ----------------------------------------------------------------------
     def _build_carparks(self, blocks: dict, parking: list[ParkingSpot]) -> dict[int, Area]:
         out: dict[int, Area] = {}
-        for road_idx, depth, stall, fill in self._carparks:
+        for road_idx, depth, stall, _fill in self._carparks:
             r = self._roads[road_idx]
             if self._nodes[r.b].control != DEADEND:
                 raise MapBuildError(f"{self.name}: car-park aisle road {road_idx} must end at a dead end")
@@ -895,20 +894,6 @@ class NetworkBuilder:
             + [g.polygon for g in net.generic_drivable.values()]
         ).buffer(1.0)
         return [b for b in self._buildings if not b.polygon.intersects(keep_out)]
-
-    def _add_placeholders(self, net: RoadNetwork) -> None:
-        """One harmless feature, > 200 m from any road, for layers a town leaves empty (contract P9)."""
-        minx, miny, maxx, maxy = net.map_objects_bounds()
-        base = np.array([maxx + 300.0, maxy + 300.0])
-        sq = Polygon(base + np.array([[0, 0], [6, 0], [6, 6], [0, 6]], dtype=np.float64))
-        for kind, store in (("carpark", net.carparks), ("generic", net.generic_drivable),
-                            ("crosswalk", net.crosswalks), ("walkway", net.walkways),
-                            ("stop", net.stop_polygons)):
-            if not store:
-                fid = self._fid()
-                attrs = {"type": 5, "lane_fid": None} if kind == "stop" else {"placeholder": True}
-                store[fid] = Area(fid, sq, kind, {**attrs, "placeholder": True})
-                sq = Polygon(np.asarray(sq.exterior.coords) + np.array([10.0, 0.0]))
 
 
 def _simplify_mask(c: np.ndarray, h: np.ndarray, max_turn: float = 0.004, max_gap: float = 20.0) -> np.ndarray:
