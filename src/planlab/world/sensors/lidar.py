@@ -302,9 +302,21 @@ class LidarCaster:
             daz = (az - az_c[:, None] + np.pi) % (2 * np.pi) - np.pi
             lo = az_c + daz.min(axis=1) - sr.yaw
             hi = az_c + daz.max(axis=1) - sr.yaw
-            el = np.arctan2(rel[..., 2], np.hypot(rel[..., 0], rel[..., 1]))
-            b0 = np.searchsorted(sr.elev, el.min(axis=1) - 1e-9, side="left")
-            b1 = np.searchsorted(sr.elev, el.max(axis=1) + 1e-9, side="right")
+            # Elevation extremes of a box need not be at its corners (they can lie on the edge nearest to the
+            # sensor), so bound them with the nearest and farthest horizontal distances to the footprint.
+            cy, sy = np.cos(yaw), np.sin(yaw)
+            lx, ly = -(cy * crel[:, 0] + sy * crel[:, 1]), -(-sy * crel[:, 0] + cy * crel[:, 1])
+            d_min = np.hypot(
+                np.maximum(np.abs(lx) - half[:, 0], 0.0), np.maximum(np.abs(ly) - half[:, 1], 0.0)
+            )
+            d_max = np.hypot(rel[..., 0], rel[..., 1]).max(axis=1)
+            z_lo = crel[:, 2] - half[:, 2]
+            z_hi = crel[:, 2] + half[:, 2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                el_lo = np.arctan2(z_lo, np.where(z_lo < 0, d_min, d_max))
+                el_hi = np.arctan2(z_hi, np.where(z_hi > 0, d_min, d_max))
+            b0 = np.searchsorted(sr.elev, el_lo - 1e-9, side="left")
+            b1 = np.searchsorted(sr.elev, el_hi + 1e-9, side="right")
             a_steps = spec.azimuth_steps
             b0 = np.where(inside, 0, b0)
             b1 = np.where(inside, len(sr.elev), b1)
