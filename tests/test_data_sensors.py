@@ -184,6 +184,7 @@ def test_jpeg_round_trip(tmp_path):
     write_jpeg(path, img, quality=95)
     back = read_jpeg(path)
     assert back.dtype == np.uint8 and back.shape == img.shape
+    assert back.flags.writeable and back.flags.owndata  # like NAVSIM's np.array(Image.open(...))
     assert np.abs(back.astype(int) - img).mean() < 2.0
     with Image.open(path) as im:
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (160, 90)

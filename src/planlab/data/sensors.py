@@ -88,7 +88,8 @@ def read_jpeg(path: str | os.PathLike) -> np.ndarray:
                 img = img.convert("RGB")
             else:
                 img.load()
-            return np.asarray(img)
+            # np.array, not np.asarray: a writable array that owns its memory, as NAVSIM's reader returns
+            return np.array(img)
     except FileNotFoundError:
         raise DataError(f"{p}: camera image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
