@@ -466,3 +466,28 @@ def test_make_frame_dict_has_the_real_layout_and_loads(calib_root, tmp_path):
     )
     assert frames[3]["lidar_path"] == f"built_log/MergedPointCloud/{frames[3]['token']}.pcd"
     assert scene.frames[0].traffic_lights == [(7, True)] and scene.frames[0].annotations.boxes.shape == (0, 7)
+
+
+def _agent_input_in_child(loader: SceneLoader, token: str, queue) -> None:
+    ai = loader.get_agent_input_from_token(token)
+    queue.put(ai.cameras[3].cam_f0.image.shape)
+
+
+def test_forked_worker_after_parent_used_sensors(real_style_root):
+    """DataLoader workers fork the dataset: a thread pool created in the parent must not hang the child."""
+    import multiprocessing as mp
+
+    root, _ = real_style_root
+    loader = SceneLoader(
+        root, "mini", SceneFilter(frame_interval=1), SensorConfig.build_all_sensors(), load_maps=False
+    )
+    loader.get_agent_input_from_token(loader.tokens[0])  # parent creates its decode pool
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_agent_input_in_child, args=(loader, loader.tokens[1], queue))
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung on the inherited thread pool")
+    assert child.exitcode == 0 and queue.get(timeout=5) == (18, 32, 3)

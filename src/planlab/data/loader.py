@@ -92,6 +92,7 @@ class SceneLoader:
         self._maps: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._executor_pid = 0
         self._index()
 
     # ----------------------------------------------------------------------------------------- index
@@ -258,8 +259,10 @@ class SceneLoader:
         if not config.any() or self.sensor_threads <= 1:
             return None
         with self._lock:
-            if self._executor is None:
+            # A pool inherited through fork() (DataLoader workers) has no live threads: make a new one.
+            if self._executor is None or self._executor_pid != os.getpid():
                 self._executor = ThreadPoolExecutor(self.sensor_threads, thread_name_prefix="planlab-blobs")
+                self._executor_pid = os.getpid()
             return self._executor
 
     def __getstate__(self) -> dict[str, Any]:
