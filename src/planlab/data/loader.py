@@ -104,7 +104,8 @@ class SceneLoader:
             missing = sorted(set(wanted) - stems)
             if missing:
                 raise DataError(f"{self.layout.log_dir}: log(s) not found: {', '.join(missing[:5])}")
-            files = [p for p in files if p.stem in set(wanted)]
+            keep = set(wanted)
+            files = [p for p in files if p.stem in keep]
         return files
 
     def _index(self) -> None:
