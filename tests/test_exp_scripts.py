@@ -28,7 +28,9 @@ def sbatch_options(text: str) -> dict[str, str]:
 
 
 def _resolved(exp_id="e1", cluster="example-gpu-multinode", description=NASTY, overrides=()):
-    spec, tmpl = make_spec(exp_id, "ego_mlp", cluster=cluster, description=description, overrides=list(overrides))
+    spec, tmpl = make_spec(
+        exp_id, "ego_mlp", cluster=cluster, description=description, overrides=list(overrides)
+    )
     return resolve(spec, tmpl)
 
 
@@ -40,7 +42,9 @@ def test_every_template_value_goes_through_a_filter():
             continue
         for expr in re.findall(r"{{(.*?)}}", path.read_text()):
             expr = expr.strip()
-            assert expr.endswith("|q") or expr.endswith("|int") or expr == "line", f"{path.name}: {{{{ {expr} }}}}"
+            assert expr.endswith("|q") or expr.endswith("|int") or expr == "line", (
+                f"{path.name}: {{{{ {expr} }}}}"
+            )
 
 
 def test_train_layout_matches_lightning_config(tmp_path):
@@ -50,7 +54,11 @@ def test_train_layout_matches_lightning_config(tmp_path):
     t = r.train.trainer
     assert int(o["--nodes"]) == t.num_nodes == 4
     assert int(o["--ntasks-per-node"]) == t.devices == 4  # one task per GPU (lessons S4)
-    assert o["--gres"] == "gpu:l40s:4" and o["--partition"] == "l40s_public" and o["--account"] == "pr_000_general"
+    assert (
+        o["--gres"] == "gpu:l40s:4"
+        and o["--partition"] == "l40s_public"
+        and o["--account"] == "pr_000_general"
+    )
     assert o["--signal"] == "SIGUSR1@300" and "--requeue" in o and o["--mem"] == "400G"
     assert o["--comment"] == "preemption=yes;requeue=yes"
     assert t.accelerator == "gpu" and t.strategy == "ddp"
@@ -58,7 +66,9 @@ def test_train_layout_matches_lightning_config(tmp_path):
     assert re.search(r"^srun .*planlab\.experiments\.job train --run-dir", body, re.M), "always srun (S5)"
     assert 'scontrol show hostnames "$SLURM_JOB_NODELIST"' in body and "MASTER_PORT=" in body
     assert not re.search(r"^\s*trap\b", body, re.M), "SIGUSR1 belongs to Lightning; the script must not trap"
-    assert "conda activate" in body and "module load anaconda3/2025.06" in body  # profile setup lines, verbatim
+    assert (
+        "conda activate" in body and "module load anaconda3/2025.06" in body
+    )  # profile setup lines, verbatim
     assert "export HF_HUB_OFFLINE=1" in body
 
 
@@ -67,7 +77,11 @@ def test_cpu_ddp_layout(tmp_path):
     s = train_script(r, run=tmp_path, log_dir=tmp_path, workdir=tmp_path, created="now")
     o = sbatch_options(s.text)
     assert o["--ntasks-per-node"] == "2" and "--gres" not in o
-    assert (r.train.trainer.devices, r.train.trainer.accelerator, r.train.trainer.strategy) == (2, "cpu", "ddp")
+    assert (r.train.trainer.devices, r.train.trainer.accelerator, r.train.trainer.strategy) == (
+        2,
+        "cpu",
+        "ddp",
+    )
 
 
 def test_description_with_shell_metacharacters_stays_inert(tmp_path):
@@ -124,7 +138,9 @@ def test_dry_run_writes_numbered_scripts_and_submits_nothing(tmp_path, monkeypat
     assert [p.name for p in sub2.scripts] == ["train.2.sbatch", "eval.2.sbatch"]
     for name, text in first.items():  # the first scripts are untouched
         assert (tmp_path / "b15" / "scripts" / name).read_text() == text
-    assert any("dry run" in line for line in printed) and any("#SBATCH --job-name=pl-b15-train" in p for p in printed)
+    assert any("dry run" in line for line in printed) and any(
+        "#SBATCH --job-name=pl-b15-train" in p for p in printed
+    )
     assert rundir.read_status(tmp_path / "b15")["state"] == "created"
     # a script path that exists is never reused, even if someone left a stray file
     (tmp_path / "b15" / "scripts" / "train.3.sbatch").write_text("keep me")
@@ -138,7 +154,9 @@ def test_sweep_array_map_and_scripts(tmp_path, monkeypatch):
     sdir, ids = launch.new_sweep(tmp_path, "lf", "ego_mlp", grid=["data.label_fraction=0.5,1.0", "optim.lr=1e-4,3e-4,1e-3"],
                                  seeds=[0], cluster="local-slurm")  # fmt: skip
     assert len(ids) == 6 and ids[0] == "lf-p0-s0"
-    lines = [ln.split("\t") for ln in (sdir / "array_map.tsv").read_text().splitlines() if not ln.startswith("#")]
+    lines = [
+        ln.split("\t") for ln in (sdir / "array_map.tsv").read_text().splitlines() if not ln.startswith("#")
+    ]
     assert [ln[0] for ln in lines] == [str(i) for i in range(6)] and [ln[1] for ln in lines] == ids
     from planlab.experiments.job import read_array_map
 
@@ -153,4 +171,6 @@ def test_sweep_array_map_and_scripts(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="already exists"):
         launch.new_sweep(tmp_path, "lf", "ego_mlp", grid=["optim.lr=1e-4"], cluster="local-slurm")
     with pytest.raises(Exception, match="one allocation"):
-        launch.new_sweep(tmp_path, "bad", "ego_mlp", grid=["resources.train.nodes=1,2"], cluster="local-slurm")
+        launch.new_sweep(
+            tmp_path, "bad", "ego_mlp", grid=["resources.train.nodes=1,2"], cluster="local-slurm"
+        )

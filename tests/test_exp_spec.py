@@ -6,7 +6,13 @@ import pytest
 
 from planlab.errors import ConfigError
 from planlab.experiments import launch, rundir
-from planlab.experiments.cluster import list_profiles, load_profile, mem_to_mb, seconds_to_time, time_to_seconds
+from planlab.experiments.cluster import (
+    list_profiles,
+    load_profile,
+    mem_to_mb,
+    seconds_to_time,
+    time_to_seconds,
+)
 from planlab.experiments.ids import check_id, check_tags
 from planlab.experiments.spec import (
     TEMPLATE_KEYS,
@@ -20,7 +26,9 @@ from planlab.experiments.spec import (
 from planlab.training.config import trainable_agents
 
 
-@pytest.mark.parametrize("bad", ["../x", "a;rm -rf ~", "$(id)", "", "-x", ".hidden", "a b", "x" * 65, "a/b", "é", "a\nb"])
+@pytest.mark.parametrize(
+    "bad", ["../x", "a;rm -rf ~", "$(id)", "", "-x", ".hidden", "a b", "x" * 65, "a/b", "é", "a\nb"]
+)
 def test_bad_ids_refused(bad):
     with pytest.raises(ConfigError, match="invalid experiment id"):
         check_id(bad)
@@ -39,7 +47,14 @@ def test_tags_are_identifiers():
 
 def test_every_packaged_template_is_well_formed():
     names = list_templates()
-    for required in ("ego_mlp", "ijepa_mlp", "ijepa_transformer", "vit_mlp", "vocab_scorer", "ijepa_mlp_ablation"):
+    for required in (
+        "ego_mlp",
+        "ijepa_mlp",
+        "ijepa_transformer",
+        "vit_mlp",
+        "vocab_scorer",
+        "ijepa_mlp_ablation",
+    ):
         assert required in names
     for name in names:
         text = (TEMPLATES_DIR / f"{name}.yaml").read_text()
@@ -79,7 +94,9 @@ def test_time_and_memory_parsing():
 
 
 def test_overrides_shortcuts_seed_and_hashes():
-    spec, tmpl = make_spec("b15", "ego_mlp", overrides=["optim.lr=2e-4", "trainer.batch_size=48"], seed=3, tags="lr-ablation")
+    spec, tmpl = make_spec(
+        "b15", "ego_mlp", overrides=["optim.lr=2e-4", "trainer.batch_size=48"], seed=3, tags="lr-ablation"
+    )
     r = resolve(spec, tmpl)
     assert r.train.optim.lr == pytest.approx(2e-4) and r.train.trainer.batch_size == 48
     assert r.train.trainer.seed == 3 and "lr-ablation" in r.spec.tags and "baseline" in r.spec.tags

@@ -61,7 +61,14 @@ def templates(as_json: bool = _JSON) -> None:
     for name in list_templates():
         t = load_template(name)
         agent = ((t.get("train") or {}).get("agent") or {}).get("name")
-        rows.append({"template": name, "agent": agent, "sweep": bool(t.get("sweep")), "description": t.get("description")})
+        rows.append(
+            {
+                "template": name,
+                "agent": agent,
+                "sweep": bool(t.get("sweep")),
+                "description": t.get("description"),
+            }
+        )
     if as_json:
         print_json(rows)
         return
@@ -69,7 +76,9 @@ def templates(as_json: bool = _JSON) -> None:
 
     table = Table("template", "agent", "sweep", "description")
     for r in rows:
-        table.add_row(r["template"], str(r["agent"]), "yes" if r["sweep"] else "", str(r["description"] or ""))
+        table.add_row(
+            r["template"], str(r["agent"]), "yes" if r["sweep"] else "", str(r["description"] or "")
+        )
     console.print(table)
 
 
@@ -101,7 +110,9 @@ def clusters(as_json: bool = _JSON) -> None:
 @exp_app.command("new")
 def new(
     exp_id: str = typer.Option(..., "--exp-id", help="Identifier: [A-Za-z0-9][A-Za-z0-9._-]{0,63}."),
-    template: str = typer.Option(..., "--template", "-t", help="Template name (planlab exp templates) or YAML path."),
+    template: str = typer.Option(
+        ..., "--template", "-t", help="Template name (planlab exp templates) or YAML path."
+    ),
     description: str = typer.Option(None, "--description", "-d"),
     learning_rate: float = typer.Option(None, "--learning-rate", help="optim.lr"),
     batch_size: int = typer.Option(None, "--batch-size", help="trainer.batch_size (per device)"),
@@ -109,7 +120,9 @@ def new(
     max_steps: int = typer.Option(None, "--max-steps", help="trainer.max_steps"),
     label_fraction: float = typer.Option(None, "--label-fraction", help="data.label_fraction"),
     data_root: str = typer.Option(None, "--data-root", help="data.root"),
-    seed: int = typer.Option(None, "--seed", help="Training seed (trainer.seed); default: the template's first."),
+    seed: int = typer.Option(
+        None, "--seed", help="Training seed (trainer.seed); default: the template's first."
+    ),
     overrides: list[str] = typer.Option(None, "--set", "-s", help="key=value override (repeatable)."),
     tags: list[str] = typer.Option(None, "--tags", help="Comma-separated tags (repeatable)."),
     notes: str = typer.Option(None, "--notes"),
@@ -168,8 +181,12 @@ def submit(
 @exp_app.command("sweep")
 def sweep(
     template: str = typer.Option(..., "--template", "-t"),
-    sweep_id: str = typer.Option(..., "--sweep-id", help="Prefix of the experiment ids (<sweep>-p<i>-s<seed>)."),
-    grid: list[str] = typer.Option(None, "--grid", "-g", help="key=v1,v2,... (repeatable; default: the template's)."),
+    sweep_id: str = typer.Option(
+        ..., "--sweep-id", help="Prefix of the experiment ids (<sweep>-p<i>-s<seed>)."
+    ),
+    grid: list[str] = typer.Option(
+        None, "--grid", "-g", help="key=v1,v2,... (repeatable; default: the template's)."
+    ),
     seeds: str = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     overrides: list[str] = typer.Option(None, "--set", "-s", help="key=value for every point (repeatable)."),
     description: str = typer.Option(None, "--description", "-d"),
@@ -178,7 +195,9 @@ def sweep(
     cluster: str = typer.Option(None, "--cluster"),
     launcher: str = typer.Option(None, "--launcher"),
     max_parallel: int = typer.Option(None, "--max-parallel", help="Array throttle (%N)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Create the experiments and scripts; submit nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Create the experiments and scripts; submit nothing."
+    ),
     no_submit: bool = typer.Option(False, "--no-submit", help="Only create the experiments."),
     root: Path = _ROOT,
 ) -> None:
@@ -190,10 +209,14 @@ def sweep(
     sdir, ids = launch.new_sweep(root, sweep_id, template, grid=grid or None, seeds=parse_int_list(seeds),
                                  overrides=overrides or None, description=description, tags=_tags(tags),
                                  notes=notes, cluster=cluster)  # fmt: skip
-    _echo(f"created sweep {sweep_id}: {len(ids)} experiments ({ids[0]} … {ids[-1]}); map in {sdir / 'array_map.tsv'}")
+    _echo(
+        f"created sweep {sweep_id}: {len(ids)} experiments ({ids[0]} … {ids[-1]}); map in {sdir / 'array_map.tsv'}"
+    )
     if no_submit:
         return
-    sub = launch.submit_sweep(root, sweep_id, launcher=launcher, dry_run=dry_run, max_parallel=max_parallel, echo=_echo)
+    sub = launch.submit_sweep(
+        root, sweep_id, launcher=launcher, dry_run=dry_run, max_parallel=max_parallel, echo=_echo
+    )
     if sub.exit_code:
         sys.exit(1)
 
@@ -216,7 +239,9 @@ def status(
     table = Table("experiment", "state", "jobs", "reason")
     for r in rows:
         changed = f"{r['recorded']} -> {r['state']}" if r["state"] != r["recorded"] else r["state"]
-        table.add_row(r["exp_id"], changed, ", ".join(f"{k}:{v}" for k, v in r["jobs"].items()), str(r["reason"] or ""))
+        table.add_row(
+            r["exp_id"], changed, ", ".join(f"{k}:{v}" for k, v in r["jobs"].items()), str(r["reason"] or "")
+        )
     console.print(table)
 
 
@@ -248,7 +273,9 @@ def reindex(root: Path = _ROOT) -> None:
 def harvest(
     exp_ids: list[str] = typer.Argument(None),
     all_: bool = typer.Option(False, "--all", help="Every experiment."),
-    import_csv: Path = typer.Option(None, "--import", help="Copy a NAVSIM run_pdm_score CSV into the run dir first."),
+    import_csv: Path = typer.Option(
+        None, "--import", help="Copy a NAVSIM run_pdm_score CSV into the run dir first."
+    ),
     split: str = typer.Option(None, "--split", help="Split name for --import (eval/<split>/)."),
     root: Path = _ROOT,
     as_json: bool = _JSON,
@@ -282,7 +309,15 @@ def harvest(
     table = Table("experiment", "split", "metric", "score", "scenes", "failed", "format")
     for r in rows:
         if r["split"] is None:
-            table.add_row(r["exp_id"], "-", "-", "no results" + (f" ({r.get('error')})" if r.get("error") else ""), "0", "-", "-")
+            table.add_row(
+                r["exp_id"],
+                "-",
+                "-",
+                "no results" + (f" ({r.get('error')})" if r.get("error") else ""),
+                "0",
+                "-",
+                "-",
+            )
         else:
             table.add_row(r["exp_id"], r["split"], r["metric"], _fmt(r["score"]), str(r["n_scenarios"]),
                           str(r["n_scenarios"] - r["n_valid"]), r["format"])  # fmt: skip
@@ -291,7 +326,9 @@ def harvest(
 
 @exp_app.command("list")
 def list_(
-    status: list[str] = typer.Option(None, "--status", help="created/submitted/running/completed/failed/cancelled/requeued"),
+    status: list[str] = typer.Option(
+        None, "--status", help="created/submitted/running/completed/failed/cancelled/requeued"
+    ),
     tags: list[str] = typer.Option(None, "--tags", help="Experiments carrying all of these tags."),
     template: str = typer.Option(None, "--template"),
     text: str = typer.Option(None, "--text", help="Substring of id, description or notes."),
@@ -331,7 +368,9 @@ def show(exp_id: str = typer.Argument(...), root: Path = _ROOT, as_json: bool = 
     status_data = rundir.read_status(run)
     meta = rundir.read_json(run / "meta.json", {}) or {}
     scripts = sorted(str(p) for p in (run / "scripts").glob("*")) if (run / "scripts").is_dir() else []
-    files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
     info = {
         "exp_id": exp_id,
         "description": row["description"],
@@ -357,13 +396,20 @@ def show(exp_id: str = typer.Argument(...), root: Path = _ROOT, as_json: bool = 
         return
     import yaml
 
-    _echo(f"{exp_id}: {row['status']}" + (f" ({status_data.get('reason')})" if status_data.get("reason") else ""))
+    _echo(
+        f"{exp_id}: {row['status']}"
+        + (f" ({status_data.get('reason')})" if status_data.get("reason") else "")
+    )
     _echo(f"description: {row['description'] or ''}")
-    _echo(f"template: {row['template']}   tags: {', '.join(info['tags'])}   config {row['config_hash']} group {row['group_key']}")
+    _echo(
+        f"template: {row['template']}   tags: {', '.join(info['tags'])}   config {row['config_hash']} group {row['group_key']}"
+    )
     if row["notes"]:
         _echo(f"notes: {row['notes']}")
     _echo(f"git: {row['git_sha'] or '-'} ({row['git_branch'] or '-'}){' dirty' if row['git_dirty'] else ''}")
-    _echo(f"jobs: {status_data.get('jobs') or '-'}   wall {_fmt(row['wall_time_s'], 1)} s   GPU-h {_fmt(row['gpu_hours'], 3)}")
+    _echo(
+        f"jobs: {status_data.get('jobs') or '-'}   wall {_fmt(row['wall_time_s'], 1)} s   GPU-h {_fmt(row['gpu_hours'], 3)}"
+    )
     _echo(f"checkpoint: {row['checkpoint'] or '-'}")
     if row.get("error"):
         _echo(f"warning: {row['error']}")
@@ -399,7 +445,9 @@ def export(
 @exp_app.command("aggregate")
 def aggregate(
     out: Path = typer.Option(None, "--out", help="Also write the table as CSV."),
-    ignore: list[str] = typer.Option(None, "--ignore", help="More config keys to ignore when grouping, e.g. train.data.subset_seed."),
+    ignore: list[str] = typer.Option(
+        None, "--ignore", help="More config keys to ignore when grouping, e.g. train.data.subset_seed."
+    ),
     tags: list[str] = typer.Option(None, "--tags"),
     root: Path = _ROOT,
     as_json: bool = _JSON,

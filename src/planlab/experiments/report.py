@@ -146,8 +146,14 @@ def plot_scores(rows: Sequence[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def plot_groups(groups: Sequence[dict[str, Any]], path: Path) -> bool:
-    """Mean score per group with its bootstrap CI."""
+def _group_label(group: dict[str, Any], varying: Sequence[str]) -> str:
+    """What distinguishes a group: its varying hyperparameters (last key segment), else its key."""
+    parts = [f"{k.rsplit('.', 1)[-1]}={group.get(k)}" for k in varying[:3]]
+    return ("\n".join(parts) or group["group_key"][:8]) + f"\n(n={group['n']})"
+
+
+def plot_groups(groups: Sequence[dict[str, Any]], path: Path, varying: Sequence[str] = ()) -> bool:
+    """Mean score per group with its bootstrap CI, labelled by the hyperparameters that differ."""
     groups = [g for g in groups if g.get("score_mean") is not None]
     if not groups:
         return False
@@ -157,7 +163,7 @@ def plot_groups(groups: Sequence[dict[str, Any]], path: Path) -> bool:
     lo = [g["score_mean"] - g["score_ci_low"] for g in groups]
     hi = [g["score_ci_high"] - g["score_mean"] for g in groups]
     ax.bar(range(len(groups)), means, yerr=[lo, hi], capsize=4, color="#4c78a8")
-    ax.set_xticks(range(len(groups)), [f"{g['group_key'][:8]}\n(n={g['n']})" for g in groups], fontsize=8)
+    ax.set_xticks(range(len(groups)), [_group_label(g, varying) for g in groups], fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean score (95% CI)")
     ax.grid(axis="y", alpha=0.3)
@@ -225,12 +231,13 @@ def write_report(
     _, master = master_rows(rows)
     group_cols, groups = aggregate(rows)
     plots = []
+    varying = [c for c in group_cols if c.startswith(("train.", "eval."))]
     for name, caption, fn, data in (
         ("scores.png", "Score and sub-scores per experiment", plot_scores, rows),
         (
             "groups.png",
             "Mean score per configuration (seeds aggregated, 95% bootstrap CI)",
-            plot_groups,
+            lambda d, p: plot_groups(d, p, varying),
             groups,
         ),
         ("label_fraction.png", "Score vs label fraction", plot_label_fraction, rows),

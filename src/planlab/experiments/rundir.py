@@ -228,10 +228,19 @@ def stage_done(run: Path, stage: str, **info: Any) -> dict[str, Any]:
     return update_json(run, "status.json", apply)
 
 
+# libyaml's safe loader when present (same constructors as yaml.safe_load, ~10x faster: the index reads
+# two YAML files per run dir).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a SafeLoader (C or Python), never the full loader
+
+
 def read_spec_dict(run: Path) -> dict[str, Any]:
     path = run / "experiment.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlanlabError(f"{path}: not found") from None
     except yaml.YAMLError:
@@ -244,7 +253,7 @@ def read_spec_dict(run: Path) -> dict[str, Any]:
 def read_config(run: Path) -> dict[str, Any]:
     path = run / "config.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except yaml.YAMLError:
