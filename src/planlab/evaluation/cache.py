@@ -23,10 +23,10 @@ import shapely
 
 from planlab.atomic import atomic_open
 from planlab.errors import DataError
-from planlab.evaluation.frames import frame_dynamics, frame_pose, planner_input
+from planlab.evaluation.frames import FrameObjectCache, frame_dynamics, frame_pose, planner_input
 from planlab.evaluation.gt_observation import V11_HORIZON_S, GTObservation, interpolate_gt
 from planlab.metrics.pdm.inputs import ScoringScene
-from planlab.sim.pdm_closed.planner import PDMClosedPlanner
+from planlab.sim.pdm_closed.planner import PDMClosedPlanner, plan_many
 from planlab.sim.vehicle import initial_state_array
 from planlab.sim.world import DrivableMap
 
@@ -196,42 +196,89 @@ class MetricCacheEntry:
             raise CacheEntryError(f"{path}: corrupt cache entry ({type(exc).__name__}: {exc})") from None
 
 
+@dataclass
+class SceneWindow:
+    """One scene to cache: its frame window, the map API of its location and a label for messages."""
+
+    window: list[dict[str, Any]]
+    num_history_frames: int
+    map_api: Any
+    source: str = ""
+
+
+def build_entries(
+    scenes: Sequence[SceneWindow], objects: FrameObjectCache | None = None
+) -> list[MetricCacheEntry | Exception]:
+    """Cache entries of several scenes; PDM-Closed's and the reference's simulations run batched.
+
+    A scene that cannot be cached (no map, bad route, too few future frames) yields its exception.
+    """
+    from planlab.evaluation.scoring import pdm_closed_score_fn_v11, score_states_v11, simulate_reference
+
+    objects = objects if objects is not None else FrameObjectCache()
+    jobs: list[tuple[Any, Any]] = []
+    results: list[MetricCacheEntry | Exception | None] = [None] * len(scenes)
+    gts: dict[int, GTObservation] = {}
+    for i, sc in enumerate(scenes):
+        try:
+            current = sc.window[sc.num_history_frames - 1]
+            if sc.map_api is None:
+                raise DataError(f"{sc.source}no map available for location {current.get('map_location')!r}")
+            gts[i] = interpolate_gt(sc.window, sc.num_history_frames, V11_HORIZON_S, sc.source, objects)
+            jobs.append(
+                (i, (planner_input(sc.window, sc.num_history_frames, sc.source, objects), sc.map_api))
+            )
+        except (DataError, KeyError, ValueError, TypeError, IndexError) as exc:
+            results[i] = (
+                exc
+                if isinstance(exc, DataError)
+                else DataError(f"{sc.source}bad frame data ({type(exc).__name__}: {exc})")
+            )
+    plans = plan_many(PDMClosedPlanner(), [job for _, job in jobs], pdm_closed_score_fn_v11)
+    built: list[int] = []
+    for (i, _), plan in zip(jobs, plans, strict=True):
+        if isinstance(plan, Exception):
+            results[i] = plan
+            continue
+        sc = scenes[i]
+        current = sc.window[sc.num_history_frames - 1]
+        velocity, acceleration = frame_dynamics(current)
+        results[i] = MetricCacheEntry(
+            token=str(current["token"]),
+            log_name=str(current["log_name"]),
+            map_name=str(current["map_location"]),
+            t0_us=int(current["timestamp"]),
+            ego_pose=frame_pose(current),
+            ego_velocity=velocity,
+            ego_acceleration=acceleration,
+            pdm_poses=plan.poses,
+            pdm_times_us=plan.times_us,
+            pdm_states_v11=np.zeros((0, 11)),
+            pdm_subscores_v11={},
+            centerline_poses=plan.centerline.poses,
+            route_block_ids=plan.route_block_ids,
+            route_lane_ids=plan.route_lane_ids,
+            drivable=plan.drivable,
+            gt_v11=gts[i],
+            extra={"pdm_best_proposal": plan.best_index, "starting_lane": plan.starting_lane_id},
+        )
+        built.append(i)
+    if built:
+        entries = [results[i] for i in built]
+        states = simulate_reference(entries)  # type: ignore[arg-type]
+        sub = score_states_v11(entries, states).as_dict()  # type: ignore[arg-type]
+        for k, i in enumerate(built):
+            entry = results[i]
+            entry.pdm_states_v11 = states[k]  # type: ignore[union-attr]
+            entry.pdm_subscores_v11 = {name: float(v[k]) for name, v in sub.items()}  # type: ignore[union-attr]
+    return results  # type: ignore[return-value]
+
+
 def build_entry(
     window: list[dict[str, Any]], num_history_frames: int, map_api: Any, source: str = ""
 ) -> MetricCacheEntry:
-    """Compute the cache entry of one scene window (current frame = index ``num_history_frames - 1``)."""
-    from planlab.evaluation.scoring import pdm_closed_score_fn_v11, score_states_v11, simulate_reference
-
-    if map_api is None:
-        raise DataError(
-            f"{source}no map available for location {window[num_history_frames - 1].get('map_location')!r}"
-        )
-    current = window[num_history_frames - 1]
-    inp = planner_input(window, num_history_frames, source)
-    plan = PDMClosedPlanner().plan(inp, map_api, pdm_closed_score_fn_v11)
-    gt = interpolate_gt(window, num_history_frames, V11_HORIZON_S, source)
-    velocity, acceleration = frame_dynamics(current)
-    entry = MetricCacheEntry(
-        token=str(current["token"]),
-        log_name=str(current["log_name"]),
-        map_name=str(current["map_location"]),
-        t0_us=int(current["timestamp"]),
-        ego_pose=frame_pose(current),
-        ego_velocity=velocity,
-        ego_acceleration=acceleration,
-        pdm_poses=plan.poses,
-        pdm_times_us=plan.times_us,
-        pdm_states_v11=np.zeros((0, 11)),
-        pdm_subscores_v11={},
-        centerline_poses=plan.centerline.poses,
-        route_block_ids=plan.route_block_ids,
-        route_lane_ids=plan.route_lane_ids,
-        drivable=plan.drivable,
-        gt_v11=gt,
-        extra={"pdm_best_proposal": plan.best_index, "starting_lane": plan.starting_lane_id},
-    )
-    states = simulate_reference([entry])
-    sub = score_states_v11([entry], states)
-    entry.pdm_states_v11 = states[0]
-    entry.pdm_subscores_v11 = {k: float(v[0]) for k, v in sub.as_dict().items()}
-    return entry
+    """The cache entry of one scene window (current frame = index ``num_history_frames - 1``)."""
+    result = build_entries([SceneWindow(window, num_history_frames, map_api, source)])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -69,7 +69,30 @@ def frame_objects(frame: dict[str, Any], source: str = "") -> DetectedObjects:
     return objects_to_global(frame_rear_axle(frame), boxes, velocity, names, tokens)
 
 
-def planner_input(window: list[dict[str, Any]], num_history_frames: int, source: str = "") -> PlannerInput:
+class FrameObjectCache:
+    """Converted objects per frame token: consecutive scenes share up to 10 of their 11 GT frames."""
+
+    def __init__(self, max_size: int = 256) -> None:
+        self.max_size = max_size
+        self._items: dict[str, DetectedObjects] = {}
+
+    def __call__(self, frame: dict[str, Any], source: str = "") -> DetectedObjects:
+        key = str(frame.get("token"))
+        hit = self._items.get(key)
+        if hit is None:
+            hit = frame_objects(frame, source)
+            if len(self._items) >= self.max_size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = hit
+        return hit
+
+
+def planner_input(
+    window: list[dict[str, Any]],
+    num_history_frames: int,
+    source: str = "",
+    objects: FrameObjectCache | None = None,
+) -> PlannerInput:
     """PDM-Closed's input from a scene window (current frame = index ``num_history_frames - 1``)."""
     current = window[num_history_frames - 1]
     velocity, acceleration = frame_dynamics(current)
@@ -80,5 +103,5 @@ def planner_input(window: list[dict[str, Any]], num_history_frames: int, source:
         t0_us=int(current["timestamp"]),
         route_roadblock_ids=[str(i) for i in current["roadblock_ids"]],
         traffic_lights=[(int(c), bool(r)) for c, r in current["traffic_lights"]],
-        objects=frame_objects(current, source),
+        objects=(objects or frame_objects)(current, source),
     )

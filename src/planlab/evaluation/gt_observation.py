@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from planlab.evaluation.frames import frame_objects
+from planlab.errors import DataError
+from planlab.evaluation.frames import FrameObjectCache, frame_objects
 from planlab.sim.pdm_closed.path import normalize_angle
 from planlab.sim.pdm_closed.world import AGENT_NAMES
 from planlab.sim.world import ObjectTracks
@@ -62,14 +63,16 @@ class GTObservation:
 
 
 def interpolate_gt(
-    window: list[dict[str, Any]], num_history_frames: int, horizon_s: float, source: str = ""
+    window: list[dict[str, Any]],
+    num_history_frames: int,
+    horizon_s: float,
+    source: str = "",
+    objects: FrameObjectCache | None = None,
 ) -> GTObservation:
     """Interpolate the annotated boxes of the scene's future frames to 10 Hz."""
     num_frames = int(horizon_s / RESOLUTION_S) + 1
     start = num_history_frames - 1
     if start + num_frames > len(window):
-        from planlab.errors import DataError
-
         raise DataError(
             f"{source}scene needs {num_frames - 1} future frames for a {horizon_s:g} s ground truth, "
             f"has {len(window) - 1 - start}"
@@ -78,7 +81,7 @@ def interpolate_gt(
     samples: dict[str, list[tuple[float, float, float, float, float, float]]] = {}
     first: dict[str, tuple[str, float, float]] = {}
     for time_s, frame in zip(relative_time_s, window[start : start + num_frames], strict=True):
-        objs = frame_objects(frame, source)
+        objs = (objects or frame_objects)(frame, source)
         for i, token in enumerate(objs.tokens):
             state = (float(time_s), objs.x[i], objs.y[i], objs.heading[i], objs.vx[i], objs.vy[i])
             if token not in samples:

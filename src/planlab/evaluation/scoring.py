@@ -36,20 +36,26 @@ V11_COLUMNS = (
 
 
 def pdm_closed_score_fn_v11(
-    states: np.ndarray, tracks: ObjectTracks, drivable: DrivableMap, centerline: shapely.LineString
+    states: np.ndarray,
+    row_scene: np.ndarray,
+    scenes: list[tuple[ObjectTracks, DrivableMap, shapely.LineString]],
 ) -> np.ndarray:
-    """PDMS of PDM-Closed's proposals scored jointly against its own forecast (selection step)."""
-    batch = concat_scenes([ScoringScene("pdm_closed", tracks, drivable, centerline)])
-    sub = subscores_v11(states, np.zeros(len(states), dtype=np.int64), batch)
-    _, score = aggregate_v11(
-        sub.no_at_fault_collisions,
-        sub.drivable_area_compliance,
-        sub.driving_direction_compliance,
-        sub.time_to_collision_within_bound,
-        sub.comfort,
-        sub.progress_raw,
-    )
-    return score
+    """PDMS of PDM-Closed's proposals, each scene's proposals scored jointly against its own forecast."""
+    batch = concat_scenes([ScoringScene(f"pdm_closed_{i}", *scene) for i, scene in enumerate(scenes)])
+    sub = subscores_v11(states, row_scene, batch)
+    out = np.empty(len(states))
+    for i in range(len(scenes)):
+        rows = np.flatnonzero(row_scene == i)
+        _, score = aggregate_v11(
+            sub.no_at_fault_collisions[rows],
+            sub.drivable_area_compliance[rows],
+            sub.driving_direction_compliance[rows],
+            sub.time_to_collision_within_bound[rows],
+            sub.comfort[rows],
+            sub.progress_raw[rows],
+        )
+        out[rows] = score
+    return out
 
 
 def simulate_reference(entries: Sequence[MetricCacheEntry]) -> np.ndarray:

@@ -68,6 +68,13 @@ def _velocity_fit_operator(num_displacements: int, dt: float, jerk_penalty: floa
     return np.linalg.pinv(normal) @ c.T
 
 
+def _shift(x: np.ndarray) -> np.ndarray:
+    """``x`` delayed by one step along axis 1 (zero first): the value *before* step j."""
+    out = np.zeros_like(x)
+    out[:, 1:] = x[:, :-1]
+    return out
+
+
 def _profile(initial: np.ndarray, derivatives: np.ndarray, dt: float) -> np.ndarray:
     """Integrate ``initial (B,)`` with ``derivatives (B, K)`` → ``(B, K+1)`` (NAVSIM's cumsum form)."""
     cumsum = np.cumsum(derivatives * dt, axis=-1)
@@ -137,6 +144,10 @@ class BatchLQRTracker:
         self.velocity_profile, self.curvature_profile = fit_velocity_curvature_profiles(
             self.reference, config
         )
+        last = self.curvature_profile[:, -1:]
+        self._curvature_padded = np.concatenate(
+            [self.curvature_profile, np.repeat(last, config.tracking_horizon, axis=1)], axis=1
+        )
 
     def command(self, index: int, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Commands for simulated ``states (B, 11)`` at reference index ``index``."""
@@ -154,11 +165,8 @@ class BatchLQRTracker:
         num = self.velocity_profile.shape[1]
         ref_idx = min(index + horizon, num - 1)  # fact sheet §1.4: min(k + 10, 39)
         v_ref = self.velocity_profile[:, ref_idx]
-        curvature = np.empty((len(states), horizon))
-        length = ref_idx - index
-        curvature[:, :length] = self.curvature_profile[:, index:ref_idx]
-        if length < horizon:
-            curvature[:, length:] = self.curvature_profile[:, ref_idx, None]
+        # curvature[k : ref_idx] padded with curvature[ref_idx] == a window of the end-padded profile
+        curvature = self._curvature_padded[:, index : index + horizon]
 
         stop = (v_ref <= cfg.stopping_velocity) & (v0 <= cfg.stopping_velocity)
 
@@ -169,28 +177,25 @@ class BatchLQRTracker:
         accel_stop = -cfg.stopping_proportional_gain * (v0 - v_ref)
         accel = np.where(stop, accel_stop, accel_lqr)
 
-        # lateral: compose the N per-step linear models along v_j = v0 + j·a·dt and κ_j
+        # lateral: compose the N per-step linear models along v_j = v0 + j·a·dt and κ_j. Each step
+        # left-multiplies by [[1, α_j, 0], [0, 1, β_j], [0, 0, 1]] and adds [0, −v_j·κ_j·dt, 0]; the
+        # products are unipotent, so every entry is a running sum. np.cumsum adds sequentially, which
+        # reproduces NAVSIM's step-by-step einsum bit for bit.
         velocities = _profile(v0, np.repeat(accel[:, None], horizon, axis=1), dt)[:, :horizon]
-        a01 = np.zeros(len(states))
-        a02 = np.zeros(len(states))
-        a12 = np.zeros(len(states))
-        b0 = np.zeros(len(states))
-        b1 = np.zeros(len(states))
-        b2 = np.zeros(len(states))
-        g0 = np.zeros(len(states))
-        g1 = np.zeros(len(states))
-        g2 = np.zeros(len(states))
-        for j in range(horizon):
-            v = velocities[:, j]
-            alpha = v * dt
-            beta = v * dt / self.wheel_base
-            affine = -v * curvature[:, j] * dt
-            # left-multiply by [[1, α, 0], [0, 1, β], [0, 0, 1]] (element order as NAVSIM's einsum)
-            a02 = a02 + alpha * a12
-            a01 = a01 + alpha
-            a12 = a12 + beta
-            b0, b1, b2 = (b0 + alpha * b1) + 0.0, (b1 + beta * b2) + 0.0, b2 + dt
-            g0, g1, g2 = (g0 + alpha * g1) + 0.0, (g1 + beta * g2) + affine, g2 + 0.0
+        alpha = velocities * dt
+        beta = velocities * dt / self.wheel_base
+        affine = -velocities * curvature * dt
+        a01 = np.cumsum(alpha, axis=1)
+        a12 = np.cumsum(beta, axis=1)
+        a02 = np.cumsum(alpha * _shift(a12), axis=1)
+        b2 = np.cumsum(np.full((len(states), horizon), dt), axis=1)
+        b1 = np.cumsum(beta * _shift(b2), axis=1)
+        b0 = np.cumsum(alpha * _shift(b1), axis=1)
+        g1 = np.cumsum(affine, axis=1)
+        g0 = np.cumsum(alpha * _shift(g1), axis=1)
+        a01, a02, a12 = a01[:, -1], a02[:, -1], a12[:, -1]
+        b0, b1, b2 = b0[:, -1], b1[:, -1], b2[:, -1]
+        g0, g1, g2 = g0[:, -1], g1[:, -1], 0.0
         e0 = lateral_error + a01 * heading_error + a02 * steering + g0
         e1 = heading_error + a12 * steering + g1
         e2 = steering + g2

@@ -9,6 +9,8 @@ helper ignores the requested window). Every signal is rounded to 8 decimals befo
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.signal import savgol_filter
 
@@ -33,8 +35,15 @@ def phase_unwrap(headings: np.ndarray) -> np.ndarray:
     return headings - two_pi * adjustments
 
 
+@lru_cache(maxsize=64)
+def _savgol_operator(n: int, window: int, order: int, deriv: int, delta: float) -> np.ndarray:
+    """The (n, n) matrix of ``savgol_filter`` (mode 'interp' is linear in the signal): out = y @ M.T."""
+    return savgol_filter(np.eye(n), window_length=window, polyorder=order, deriv=deriv, delta=delta, axis=0)
+
+
 def _savgol(y: np.ndarray, window: int, order: int, deriv: int = 0, delta: float = 1.0) -> np.ndarray:
-    return savgol_filter(y, window_length=window, polyorder=order, deriv=deriv, delta=delta, axis=-1)
+    """scipy ``savgol_filter`` along the last axis, applied as a cached linear operator (batch-friendly)."""
+    return y @ _savgol_operator(y.shape[-1], window, order, deriv, float(delta)).T
 
 
 def _acceleration(states: np.ndarray, coordinate: str, window: int) -> np.ndarray:

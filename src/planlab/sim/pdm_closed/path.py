@@ -58,14 +58,14 @@ class PDMPath:
         """Poses ``(..., 3)`` at arc lengths ``distances`` (clipped to [1e-5, length])."""
         d = np.clip(np.asarray(distances, dtype=np.float64), 1e-5, self.length)
         flat = d.reshape(-1)
-        idx = np.clip(np.searchsorted(self._x, flat, side="left"), 1, len(self._x) - 1)
+        idx = np.searchsorted(self._x, flat, side="left")
+        np.clip(idx, 1, len(self._x) - 1, out=idx)
         lo = idx - 1
-        x_lo, x_hi = self._x[lo], self._x[idx]
-        y_lo, y_hi = self._y[lo], self._y[idx]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slope = (y_hi - y_lo) / (x_hi - x_lo)[:, None]
-        out = slope * (flat - x_lo)[:, None] + y_lo
-        out[:, 2] = normalize_angle(out[:, 2])
+        x_lo = self._x[lo]
+        y_lo = self._y[lo]
+        # scipy interp1d: slope · (x − x_lo) + y_lo
+        out = (self._y[idx] - y_lo) / (self._x[idx] - x_lo)[:, None] * (flat - x_lo)[:, None] + y_lo
+        out[:, 2] = np.arctan2(np.sin(out[:, 2]), np.cos(out[:, 2]))
         out[np.isnan(out)] = 0.0
         return out.reshape(d.shape + (3,))
 
@@ -78,3 +78,33 @@ class PDMPath:
         if len(coords) > 1:
             return LineString(coords)
         return shapely.ops.substring(self.linestring, start, end)
+
+
+class PathStack:
+    """Several :class:`PDMPath` with the same vertex count (a centerline and its parallels), interpolated
+    together: ``interpolate(d, which)`` equals ``paths[which[i]].interpolate(d[i])`` row by row."""
+
+    def __init__(self, paths: list[PDMPath]) -> None:
+        if len({len(p.progress) for p in paths}) != 1:
+            raise ValueError("stacked paths need the same number of vertices")
+        self.paths = paths
+        self._x = np.stack([p._x for p in paths])
+        self._y = np.stack([p._y for p in paths])
+        self._length = np.array([p.length for p in paths])
+
+    def interpolate(self, distances: np.ndarray, which: np.ndarray) -> np.ndarray:
+        d = np.clip(np.asarray(distances, dtype=np.float64), 1e-5, self._length[which])
+        idx = np.empty(len(d), dtype=np.int64)
+        for k in range(len(self.paths)):
+            mask = which == k
+            idx[mask] = np.searchsorted(self._x[k], d[mask], side="left")
+        np.clip(idx, 1, self._x.shape[1] - 1, out=idx)
+        lo = idx - 1
+        x_lo = self._x[which, lo]
+        y_lo = self._y[which, lo]
+        out = (self._y[which, idx] - y_lo) / (self._x[which, idx] - x_lo)[:, None] * (d - x_lo)[
+            :, None
+        ] + y_lo
+        out[:, 2] = np.arctan2(np.sin(out[:, 2]), np.cos(out[:, 2]))
+        out[np.isnan(out)] = 0.0
+        return out

@@ -26,21 +26,26 @@ from shapely.geometry import Point
 
 from planlab.errors import DataError
 from planlab.sim.idm import IDMParameters, idm_step
-from planlab.sim.pdm_closed.path import PDMPath, normalize_angle, parallel_poses
+from planlab.sim.pdm_closed.path import PathStack, PDMPath, normalize_angle, parallel_poses
 from planlab.sim.pdm_closed.route import centerline_poses, correct_route, load_route
-from planlab.sim.pdm_closed.world import (
+from planlab.sim.pdm_closed.world import (  # noqa: I001
     RED_LIGHT_TOKEN,
     DetectedObjects,
     DrivableGeometry,
     ForecastObservation,
     build_drivable_map,
     ego_footprint,
+    ego_footprints,
 )
 from planlab.sim.simulator import simulate
 from planlab.sim.vehicle import PACIFICA, VehicleParameters, initial_state_array, rear_axle_roundtrip
 from planlab.sim.world import DrivableMap, ObjectTracks
 
-ScoreFn = Callable[[np.ndarray, ObjectTracks, DrivableMap, shapely.LineString], np.ndarray]
+# score_fn(states (R, 41, 11), row_scene (R,), [(tracks, drivable, centerline) per scene]) -> (R,) scores,
+# proposals of one scene aggregated jointly (NAVSIM normalises progress over them).
+BatchScoreFn = Callable[
+    [np.ndarray, np.ndarray, list[tuple[ObjectTracks, DrivableMap, shapely.LineString]]], np.ndarray
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,23 @@ class PDMClosedPlan:
     proposal_states: np.ndarray = field(repr=False)  # (15, 41, 11) simulated
 
 
+@dataclass
+class PreparedPlan:
+    """A scene after route handling and IDM unrolling, waiting for its proposals to be scored."""
+
+    t0_us: int
+    initial_state: np.ndarray
+    proposals: np.ndarray  # (15, 41, 3)
+    tracks: ObjectTracks
+    drivable: DrivableMap
+    centerline: PDMPath
+    route_block_ids: list[str]
+    route_lane_ids: list[str]
+    starting_lane_id: str
+    collided_tokens: list[str]
+    generator: _Generator = field(repr=False)
+
+
 class PDMClosedPlanner:
     """Runs PDM-Closed once for a scene (its state lives only inside :meth:`plan`)."""
 
@@ -139,7 +161,8 @@ class PDMClosedPlanner:
         return start
 
     # ------------------------------------------------------------------------------------------- plan
-    def plan(self, inp: PlannerInput, map_api: Any, score_fn: ScoreFn) -> PDMClosedPlan:
+    def prepare(self, inp: PlannerInput, map_api: Any) -> PreparedPlan:
+        """Everything up to the proposals: route, drivable map, forecast, paths, IDM unrolling."""
         cfg, veh = self.config, self.vehicle
         pose = np.asarray(inp.ego_pose, dtype=np.float64)
         rx, ry = rear_axle_roundtrip(pose[0], pose[1], pose[2], veh)
@@ -177,48 +200,98 @@ class PDMClosedPlanner:
         speed_limit = start_lane.speed_limit_mps
         fractions = np.asarray(cfg.speed_limit_fractions, dtype=np.float64)
         limit = speed_limit if speed_limit is not None else cfg.fallback_target_velocity
-        n_long = len(fractions)
-        target = fractions * limit
-
         generator = _Generator(
-            paths, n_long, target, cfg, veh, observation, rear_axle, float(initial_state[3])
+            paths, fractions * limit, cfg, veh, observation, rear_axle, float(initial_state[3])
         )
-        proposals = generator.unroll_proposals()  # (P, 51, 3), first 41 filled
-
-        sim_states = self._simulate(proposals[:, : cfg.proposal_poses + 1], initial_state)
-        tracks = observation.object_tracks(cfg.observation_samples + 1)
-        scores = np.asarray(
-            score_fn(sim_states, tracks, geometry.drivable, paths[0].linestring), dtype=np.float64
-        )
-        best = int(np.argmax(scores))
-        poses = generator.extend(best)
-        times = int(inp.t0_us) + np.arange(cfg.trajectory_poses + 1, dtype=np.int64) * int(cfg.interval * 1e6)
-        return PDMClosedPlan(
-            poses=poses,
-            times_us=times,
+        generator.unroll_proposals()
+        return PreparedPlan(
+            t0_us=int(inp.t0_us),
+            initial_state=initial_state,
+            proposals=generator.states[:, : cfg.proposal_poses + 1].copy(),
+            tracks=observation.object_tracks(cfg.observation_samples + 1),
+            drivable=geometry.drivable,
             centerline=paths[0],
             route_block_ids=list(blocks.keys()),
             route_lane_ids=list(lanes.keys()),
-            drivable=geometry.drivable,
             starting_lane_id=start_lane.id,
-            proposal_scores=scores,
-            best_index=best,
             collided_tokens=list(observation.collided),
-            proposal_states=sim_states,
+            generator=generator,
         )
 
-    def _simulate(self, proposals: np.ndarray, initial_state: np.ndarray) -> np.ndarray:
-        init = np.repeat(initial_state[None], len(proposals), axis=0)
-        return simulate(proposals, init, vehicle=self.vehicle)
+    def finish(
+        self, prepared: PreparedPlan, proposal_states: np.ndarray, scores: np.ndarray
+    ) -> PDMClosedPlan:
+        """Pick the best-scored proposal (first on ties) and extend it to the full trajectory."""
+        cfg = self.config
+        scores = np.asarray(scores, dtype=np.float64)
+        best = int(np.argmax(scores))
+        poses = prepared.generator.extend(best)
+        times = prepared.t0_us + np.arange(cfg.trajectory_poses + 1, dtype=np.int64) * int(cfg.interval * 1e6)
+        return PDMClosedPlan(
+            poses=poses,
+            times_us=times,
+            centerline=prepared.centerline,
+            route_block_ids=prepared.route_block_ids,
+            route_lane_ids=prepared.route_lane_ids,
+            drivable=prepared.drivable,
+            starting_lane_id=prepared.starting_lane_id,
+            proposal_scores=scores,
+            best_index=best,
+            collided_tokens=prepared.collided_tokens,
+            proposal_states=proposal_states,
+        )
+
+    def plan(self, inp: PlannerInput, map_api: Any, score_fn: BatchScoreFn) -> PDMClosedPlan:
+        """Plan one scene (see :func:`plan_many` to batch the simulation and scoring of many)."""
+        result = plan_many(self, [(inp, map_api)], score_fn)[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def plan_many(
+    planner: PDMClosedPlanner, jobs: list[tuple[PlannerInput, Any]], score_fn: BatchScoreFn
+) -> list[PDMClosedPlan | Exception]:
+    """Plan several scenes; proposals of all of them are simulated and scored in one batch.
+
+    A scene whose preparation fails (bad route, missing map object) yields its exception in place of a plan.
+    """
+    prepared: list[PreparedPlan | Exception] = []
+    for inp, map_api in jobs:
+        try:
+            prepared.append(planner.prepare(inp, map_api))
+        except (DataError, ValueError, KeyError, IndexError) as exc:
+            prepared.append(exc)
+    ok = [i for i, p in enumerate(prepared) if isinstance(p, PreparedPlan)]
+    out: list[PDMClosedPlan | Exception] = [p for p in prepared]  # type: ignore[misc]
+    if not ok:
+        return out
+    plans = [prepared[i] for i in ok]
+    proposals = np.concatenate([p.proposals for p in plans])  # type: ignore[union-attr]
+    counts = [len(p.proposals) for p in plans]  # type: ignore[union-attr]
+    row_scene = np.repeat(np.arange(len(plans)), counts)
+    init = np.concatenate(
+        [np.repeat(p.initial_state[None], n, axis=0) for p, n in zip(plans, counts, strict=True)]
+    )  # type: ignore[union-attr]
+    states = simulate(proposals, init, vehicle=planner.vehicle)
+    scenes = [(p.tracks, p.drivable, p.centerline.linestring) for p in plans]  # type: ignore[union-attr]
+    scores = np.asarray(score_fn(states, row_scene, scenes), dtype=np.float64)
+    start = 0
+    for i, p, n in zip(ok, plans, counts, strict=True):
+        out[i] = planner.finish(p, states[start : start + n], scores[start : start + n])  # type: ignore[arg-type]
+        start += n
+    return out
 
 
 class _Generator:
-    """IDM unrolling of the proposals (NAVSIM ``PDMGenerator``); proposal i = path i // 5, policy i % 5."""
+    """IDM unrolling of the proposals (NAVSIM ``PDMGenerator``); proposal i = path i // 5, policy i % 5.
+
+    All paths step together (one IDM update for the 15 proposals); leaders are looked up per path.
+    """
 
     def __init__(
         self,
         paths: list[PDMPath],
-        n_long: int,
         target_velocity: np.ndarray,
         cfg: PDMClosedConfig,
         vehicle: VehicleParameters,
@@ -227,74 +300,87 @@ class _Generator:
         initial_speed: float,
     ) -> None:
         self.paths = paths
-        self.n_long = n_long
+        self.n_long = len(target_velocity)
         self.cfg = cfg
         self.vehicle = vehicle
         self.obs = observation
         self.rear_axle = rear_axle
         self.initial_speed = initial_speed
-        n = len(paths) * n_long
+        n = len(paths) * self.n_long
         t = cfg.trajectory_poses + 1
         self.states = np.zeros((n, t, 3))
         self.idm = np.zeros((n, t, 2))  # progress, velocity
         self.leading = np.zeros((n, t, 3))  # progress, velocity, rear length
         self.corridors: dict[int, Any] = {}
         self.max_target_velocity = float(np.max(target_velocity))
+        longitudinal = np.arange(n) % self.n_long
         self.params = IDMParameters(
-            target_velocity=np.asarray(target_velocity, dtype=np.float64),
-            min_gap=np.full(n_long, cfg.min_gap_to_lead_agent),
-            headway_time=np.full(n_long, cfg.headway_time),
-            accel_max=np.full(n_long, cfg.accel_max),
-            decel_max=np.full(n_long, cfg.decel_max),
+            target_velocity=np.asarray(target_velocity, dtype=np.float64)[longitudinal],
+            min_gap=np.full(n, cfg.min_gap_to_lead_agent),
+            headway_time=np.full(n, cfg.headway_time),
+            accel_max=np.full(n, cfg.accel_max),
+            decel_max=np.full(n, cfg.decel_max),
         )
         self.collided = set(observation.collided)
         self.path_lengths = [float(p.linestring.length) for p in paths]
+        self.paths_stack = PathStack(paths)
 
     def _batch(self, lateral: int) -> list[int]:
         return list(range(lateral * self.n_long, (lateral + 1) * self.n_long))
 
-    def unroll_proposals(self) -> np.ndarray:
-        for lateral in range(len(self.paths)):
+    def unroll_proposals(self) -> None:
+        laterals = list(range(len(self.paths)))
+        for lateral in laterals:
             batch = self._batch(lateral)
             path = self.paths[lateral]
             progress = float(path.project(self.rear_axle[None, :2])[0])
             self.idm[batch, 0, 0] = progress
             self.idm[batch, 0, 1] = self.initial_speed
             self.states[batch, 0] = path.interpolate(np.array([progress]))[0]
-            for t in range(1, self.cfg.proposal_poses + 1):
-                self._step(lateral, batch, t)
-        return self.states
+        rows = np.arange(len(self.states))
+        for t in range(1, self.cfg.proposal_poses + 1):
+            self._step(laterals, rows, t)
 
     def extend(self, proposal: int) -> np.ndarray:
         lateral = proposal // self.n_long
+        rows = np.array([proposal])
         for t in range(self.cfg.proposal_poses + 1, self.cfg.trajectory_poses + 1):
-            self._step(lateral, [proposal], t)
+            self._step([lateral], rows, t, single=proposal)
         return self.states[proposal].copy()
 
-    def _step(self, lateral: int, batch: list[int], t: int) -> None:
-        self._update_leading(lateral, batch, t)
-        longitudinal = [i % self.n_long for i in batch]
+    def _step(self, laterals: list[int], rows: np.ndarray, t: int, single: int | None = None) -> None:
+        if t % self.cfg.leading_agent_update_rate != 0:
+            self.leading[rows, t] = self.leading[rows, t - 1]
+        else:
+            for lateral in laterals:
+                self._update_leading(lateral, [single] if single is not None else self._batch(lateral), t)
         p = self.params
-        params = IDMParameters(
-            p.target_velocity[longitudinal],
-            p.min_gap[longitudinal],
-            p.headway_time[longitudinal],
-            p.accel_max[longitudinal],
-            p.decel_max[longitudinal],
-        )
-        lead = self.leading[batch, t]
+        if single is None:
+            params = p
+        else:
+            params = IDMParameters(
+                p.target_velocity[rows],
+                p.min_gap[rows],
+                p.headway_time[rows],
+                p.accel_max[rows],
+                p.decel_max[rows],
+            )
+        lead = self.leading[rows, t]
         prog, vel = idm_step(
-            self.idm[batch, t - 1, 0],
-            self.idm[batch, t - 1, 1],
+            self.idm[rows, t - 1, 0],
+            self.idm[rows, t - 1, 1],
             lead[:, 0],
             lead[:, 1],
             lead[:, 2],
             params,
             self.cfg.interval,
         )
-        self.idm[batch, t, 0] = prog
-        self.idm[batch, t, 1] = vel
-        self.states[batch, t] = self.paths[lateral].interpolate(prog)
+        self.idm[rows, t, 0] = prog
+        self.idm[rows, t, 1] = vel
+        if single is None:
+            self.states[:, t] = self.paths_stack.interpolate(prog, rows // self.n_long)
+        else:
+            self.states[rows, t] = self.paths[laterals[0]].interpolate(prog)
 
     def _corridor(self, lateral: int, proposal: int) -> Any:
         if lateral not in self.corridors:
@@ -305,33 +391,29 @@ class _Generator:
         return self.corridors[lateral]
 
     def _update_leading(self, lateral: int, batch: list[int], t: int) -> None:
-        if t % self.cfg.leading_agent_update_rate != 0:
-            self.leading[batch, t] = self.leading[batch, t - 1]
-            return
         path = self.paths[lateral]
         occupancy = self.obs[t]
         corridor = self._corridor(lateral, batch[0])
-        progress_of: dict[str, float] = {}
-        for token in occupancy.intersects(corridor):
-            if token not in self.collided:
-                progress_of[token] = float(
-                    shapely.line_locate_point(path.linestring, occupancy[token].centroid)
-                )
+        tokens = [tok for tok in occupancy.intersects(corridor) if tok not in self.collided]
+        if tokens:
+            polys = np.empty(len(tokens), dtype=object)
+            polys[:] = [occupancy[tok] for tok in tokens]
+            progress = shapely.line_locate_point(path.linestring, shapely.centroid(polys))
         record = np.zeros(3)  # shared by the path's proposals on purpose (NAVSIM)
-        for proposal in batch:
-            current = float(self.idm[proposal, t - 1, 0])
-            ahead = {tok: pr for tok, pr in progress_of.items() if pr > current}
-            if ahead:
+        footprints = None
+        for k, proposal in enumerate(batch):
+            current = self.idm[proposal, t - 1, 0]
+            ahead = np.flatnonzero(progress > current) if tokens else np.zeros(0, dtype=np.int64)
+            if len(ahead):
+                if footprints is None:
+                    footprints = ego_footprints(self.states[batch, t - 1], self.vehicle)
                 pose = self.states[proposal, t - 1]
-                _, ego_poly = ego_footprint(pose, self.vehicle)
-                tokens = list(ahead.keys())
-                polys = np.empty(len(tokens), dtype=object)
-                polys[:] = [occupancy[tok] for tok in tokens]
-                dist = shapely.distance(ego_poly, polys)
+                dist = shapely.distance(footprints[k], polys[ahead])
                 j = int(np.argmin(dist))
-                record[0] = current + float(dist[j])
-                if RED_LIGHT_TOKEN not in tokens[j]:
-                    record[1] = self.obs.leading_velocity(tokens[j], float(pose[2]))
+                record[0] = current + dist[j]
+                nearest = tokens[ahead[j]]
+                if RED_LIGHT_TOKEN not in nearest:
+                    record[1] = self.obs.leading_velocity(nearest, float(pose[2]))
             else:
                 record[0] = self.path_lengths[lateral]
                 record[2] = self.vehicle.length / 2

@@ -303,11 +303,34 @@ def ego_footprint(
     rear_axle_pose: np.ndarray, vehicle: VehicleParameters = PACIFICA
 ) -> tuple[np.ndarray, Polygon]:
     """(centre (2,), box polygon) of a CarFootprint built from a rear-axle pose (nuPlan geometry)."""
-    x, y, h = (float(v) for v in rear_axle_pose[:3])
+    x, y, h = float(rear_axle_pose[0]), float(rear_axle_pose[1]), float(rear_axle_pose[2])
     d = vehicle.rear_axle_to_center
-    cx, cy = x + d * np.cos(h), y + d * np.sin(h)
-    coords = box_coords(cx, cy, h, vehicle.length, vehicle.width)
-    return np.array([cx, cy]), Polygon(coords[:4])
+    c, s = np.cos(h), np.sin(h)
+    cx, cy = x + d * c, y + d * s
+    cl, sl = np.cos(h + np.pi / 2.0), np.sin(h + np.pi / 2.0)
+    hl, hw = vehicle.half_length, vehicle.half_width
+    ring = np.empty((5, 2))
+    for i, (lon, lat) in enumerate(((hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw))):
+        ring[i, 0] = cx + ((lat * cl) + (lon * c))
+        ring[i, 1] = cy + ((lat * sl) + (lon * s))
+    ring[4] = ring[0]
+    return np.array([cx, cy]), shapely.polygons(ring)
+
+
+def ego_footprints(rear_axle_poses: np.ndarray, vehicle: VehicleParameters = PACIFICA) -> np.ndarray:
+    """Box polygons (object array) of CarFootprints built from rear-axle poses ``(N, 3)``."""
+    h = rear_axle_poses[:, 2]
+    d = vehicle.rear_axle_to_center
+    c, s = np.cos(h), np.sin(h)
+    cx, cy = rear_axle_poses[:, 0] + d * c, rear_axle_poses[:, 1] + d * s
+    cl, sl = np.cos(h + np.pi / 2.0), np.sin(h + np.pi / 2.0)
+    hl, hw = vehicle.half_length, vehicle.half_width
+    ring = np.empty((len(h), 5, 2))
+    for i, (lon, lat) in enumerate(((hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw))):
+        ring[:, i, 0] = cx + ((lat * cl) + (lon * c))
+        ring[:, i, 1] = cy + ((lat * sl) + (lon * s))
+    ring[:, 4] = ring[:, 0]
+    return shapely.polygons(ring)
 
 
 def point(xy: np.ndarray) -> Point:
