@@ -491,3 +491,21 @@ def test_forked_worker_after_parent_used_sensors(real_style_root):
         child.kill()
         pytest.fail("the forked child hung on the inherited thread pool")
     assert child.exitcode == 0 and queue.get(timeout=5) == (18, 32, 3)
+
+
+def test_navsim_yaw_matches_pyquaternion_arithmetic():
+    from planlab.data.frames import navsim_yaw
+    from planlab.geometry import quaternion_from_yaw
+
+    yaws = np.array([-3.1, -1.0, 0.0, 0.5, 3.14])
+    np.testing.assert_allclose(navsim_yaw(quaternion_from_yaw(yaws)), yaws, atol=1e-15)
+    # a real OpenScene pose has small pitch and roll: pyquaternion's yaw uses (w z - x y)
+    w, x, y, z = 0.7, 0.03, -0.02, 0.713
+    n = np.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / n, x / n, y / n, z / n
+    expected = np.arctan2(2 * (w * z - x * y), 1 - 2 * (y * y + z * z))
+    assert navsim_yaw(np.array([[w, x, y, z]]))[0] == expected
+    assert abs(expected - np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))) > 1e-5
+    # a quaternion that is unit within 1e-14 is used as is (no renormalisation round-off)
+    q = np.array([0.6, 0.0, 0.0, 0.8 + 2e-15])
+    assert navsim_yaw(q[None])[0] == np.arctan2(2 * q[0] * q[3], 1 - 2 * q[3] ** 2)

@@ -1,7 +1,8 @@
 """Log frame dicts → ``planlab.scene`` objects (Frame, AgentInput, Scene) with NAVSIM v1.1 semantics.
 
 Facts reproduced (fact sheet §2.2, format contract §2.3-2.7):
-- global ego pose = (ego2global_translation[0], [1], yaw of the (w, x, y, z) ego2global_rotation);
+- global ego pose = (ego2global_translation[0], [1], pyquaternion's yaw of the (w, x, y, z)
+  ego2global_rotation) — see :func:`navsim_yaw`;
 - velocity / acceleration = ego_dynamic_state[0:2] / [2:4] in the ego frame, cast through float32 as
   NAVSIM does; AgentInput poses are relative to the current frame and also float32-rounded;
 - a sensor is loaded for window index ``i`` only if ``SensorConfig.get_sensors_at_iteration(i)`` asks for
@@ -20,7 +21,7 @@ import numpy as np
 
 from planlab.data.sensors import read_jpeg, read_pcd
 from planlab.errors import DataError
-from planlab.geometry.se2 import absolute_to_relative, yaw_from_quaternion
+from planlab.geometry.se2 import absolute_to_relative
 from planlab.scene import (
     CAMERA_NAMES,
     AgentInput,
@@ -38,12 +39,25 @@ from planlab.scene import (
 _CAMERA_FIELDS = tuple(name.lower() for name in CAMERA_NAMES)  # "CAM_F0" -> "cam_f0"
 
 
+def navsim_yaw(quats: np.ndarray) -> np.ndarray:
+    """Yaw of (w, x, y, z) quaternions ``(N, 4)`` exactly as NAVSIM reads it: pyquaternion's
+    ``yaw_pitch_roll[0]`` = atan2(2(wz − xy), 1 − 2(y² + z²)), normalising only a quaternion that is not
+    unit within 1e-14. (The textbook z-y-x yaw has + xy; the two differ once pitch/roll are non-zero, as
+    in real OpenScene poses.)"""
+    q = np.asarray(quats, dtype=np.float64).reshape(-1, 4)
+    sum_sq = np.einsum("ij,ij->i", q, q)
+    norm = np.sqrt(sum_sq)
+    rescale = ~(np.abs(1.0 - sum_sq) < 1e-14) & (norm > 0)
+    q = np.where(rescale[:, None], q / np.where(norm > 0, norm, 1.0)[:, None], q)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return np.arctan2(2 * (w * z - x * y), 1 - 2 * (y**2 + z**2))
+
+
 def global_ego_poses(frames: Sequence[dict[str, Any]]) -> np.ndarray:
     """(N, 3) float64 rear-axle poses (x, y, yaw) in the map frame."""
     xy = np.array([f["ego2global_translation"][:2] for f in frames], dtype=np.float64).reshape(-1, 2)
     quats = np.array([f["ego2global_rotation"] for f in frames], dtype=np.float64).reshape(-1, 4)
-    yaw = np.atleast_1d(yaw_from_quaternion(quats))
-    return np.column_stack([xy, yaw])
+    return np.column_stack([xy, navsim_yaw(quats)])
 
 
 def _dynamic_state(frame: dict[str, Any]) -> np.ndarray:
