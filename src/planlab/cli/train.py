@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         from planlab.training.train import run_training
 
         result = run_training(cfg, run_dir, resume=resume, progress=False if no_progress else None)
+        if result.rank != 0:
+            return
         console.print(
             f"[bold]trained[/] {cfg.agent_name} → {result.run_dir}  step {result.global_step}, epoch {result.epoch}, "
             f"{result.seconds:.0f} s"

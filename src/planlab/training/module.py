@@ -115,7 +115,13 @@ class AgentLightningModule(pl.LightningModule):
             )
         for k, v in losses.items():
             self.log(
-                f"train/{k}", v.detach(), on_step=True, on_epoch=True, prog_bar=(k == "loss"), batch_size=bsz
+                f"train/{k}",
+                v.detach(),
+                on_step=True,
+                on_epoch=True,
+                prog_bar=(k == "loss"),
+                batch_size=bsz,
+                sync_dist=self.trainer.world_size > 1,
             )
         return loss
 

@@ -36,6 +36,7 @@ class TrainResult:
     resumed_from: Path | None
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
+    rank: int = 0
 
 
 def global_rank_from_env() -> int:
@@ -347,4 +348,5 @@ def run_training(
         resumed_from=resume_from,
         seconds=time.perf_counter() - t_start,
         metrics=metrics,
+        rank=rank,
     )
