@@ -184,3 +184,13 @@ def test_bad_configs_are_refused():
         LidarConfig(dropout=1.0)
     with pytest.raises(ValueError, match="fov"):
         LidarSpec("X", 0, (0, 0, 1), (0.0,), 10, fov_deg=400)
+
+
+def test_buildings_return_points_on_their_facade_and_block_what_is_behind():
+    building = shapely.affinity.translate(shapely.box(-10, 8, 50, 18), *ORIGIN)
+    static = StaticGeometry([], [], origin=ORIGIN, buildings=[(building, 12.0)])
+    cloud = LidarCaster(static, CLEAN).cast(EGO)
+    facade = (np.abs(cloud[1] - 8.0) < 1e-3) & (cloud[0] > -10) & (cloud[0] < 50) & (cloud[2] > 0.05)
+    assert facade.sum() > 200
+    behind = (cloud[1] > 8.01) & (cloud[0] > 0) & (cloud[0] < 40)
+    assert not behind.any()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cmp_to_key
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -32,6 +33,7 @@ from planlab.world.sensors.objects import (
     Parts,
     SceneObjects,
     TrafficLightHeads,
+    boxes_near,
     build_parts,
     face_normals,
     part_corners,
@@ -263,7 +265,8 @@ class CameraRenderer:
         rng = np.random.default_rng(seed) if seed is not None else self._rng
         self.raster.prepare(ego_pose[:2])
         plans = [p for p in self._plans if cameras is None or p.cam.name in cameras]
-        scene = _EgoScene.build(build_parts(objects, lights), ego_pose, self.lighting)
+        static = boxes_near(self.raster.static.building_boxes(), ego_pose, self.config.max_object_distance)
+        scene = _EgoScene.build(build_parts(objects, lights, static), ego_pose, self.lighting)
         views = self._object_views(scene, [p.cam for p in plans]) if len(scene.parts) else [None] * len(plans)
         out: dict[str, np.ndarray] = {}
         for plan, view in zip(plans, views, strict=True):
@@ -332,7 +335,7 @@ class CameraRenderer:
                 views.append(None)
                 continue
             groups = np.unique(scene.parts.group[sel])
-            groups = groups[np.argsort(-group_dist[ci, groups], kind="stable")]
+            groups = _painter_order(groups, scene.footprints[groups], pos[ci, :2], group_dist[ci, groups])
             vis = visible[ci, sel]
             views.append(
                 _ObjectView(
@@ -419,6 +422,56 @@ class CameraRenderer:
             draw.polygon(pts, fill=tuple(self._fogged(scene.lamp_color[q], d).tolist()))
 
 
+def _painter_order(
+    groups: np.ndarray, corners: np.ndarray, cam_xy: np.ndarray, dist: np.ndarray
+) -> np.ndarray:
+    """Groups sorted far → near for the painter's algorithm.
+
+    Every group stands on the ground inside its footprint rectangle ``corners (G, 4, 2)``, so two groups with
+    disjoint footprints are ordered exactly by a separating axis of the two rectangles (separating-axis
+    theorem): the one on the camera's side of the separating line is in front. That stays right for long
+    boxes (buildings, trucks) where centre distances mislead. Overlapping footprints fall back to the camera
+    distance ``dist``.
+    """
+    g = len(groups)
+    order = np.argsort(-dist, kind="stable")
+    if g < 2:
+        return groups[order]
+    e = np.stack([corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]], axis=1)  # (G, 2, 2)
+    axes = (e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)).reshape(-1, 2)  # (2G, 2)
+    proj = np.einsum("ak,gck->agc", axes, corners)  # (2G, G, 4)
+    lo, hi = proj.min(axis=-1), proj.max(axis=-1)  # (2G, G)
+    cam = axes @ cam_xy  # (2G,)
+    idx = np.arange(g)
+    a = np.empty((g, g, 4), dtype=np.int64)  # the candidate axes of pair (i, j): both edges of i, both of j
+    a[..., 0] = 2 * idx[:, None]
+    a[..., 1] = 2 * idx[:, None] + 1
+    a[..., 2] = 2 * idx[None, :]
+    a[..., 3] = 2 * idx[None, :] + 1
+    ii = np.broadcast_to(idx[:, None, None], a.shape)
+    jj = np.broadcast_to(idx[None, :, None], a.shape)
+    lo_i, hi_i, lo_j, hi_j, c = lo[a, ii], hi[a, ii], lo[a, jj], hi[a, jj], cam[a]
+    i_low = hi_i < lo_j  # i entirely on the low side of j along the axis
+    j_low = hi_j < lo_i
+    # +1: i is in front of j (draw i after j); −1: behind.
+    rel = np.where(
+        i_low,
+        np.where(c < 0.5 * (hi_i + lo_j), 1, -1),
+        np.where(j_low, np.where(c > 0.5 * (hi_j + lo_i), 1, -1), 0),
+    )
+    first = np.argmax(rel != 0, axis=-1)
+    rel = np.take_along_axis(rel, first[..., None], axis=-1)[..., 0].tolist()
+    d = dist.tolist()
+
+    def cmp(i: int, j: int) -> int:
+        r = rel[i][j]
+        if r:
+            return r  # in front → later
+        return (d[j] > d[i]) - (d[j] < d[i])  # farther first
+
+    return groups[np.array(sorted(order.tolist(), key=cmp_to_key(cmp)), dtype=np.int64)]
+
+
 @dataclass
 class _ObjectView:
     """What one camera sees of the parts: local index of each visible part, groups far → near, pixels, faces."""
@@ -444,6 +497,7 @@ class _EgoScene:
     face_center: np.ndarray  # (P, 6, 3)
     face_color: np.ndarray  # (P, 6, 3) shaded, not fogged
     group_center: np.ndarray  # (G, 3)
+    footprints: np.ndarray  # (G, 4, 2) ego-frame footprint rectangles
     group_split: list[float]
     group_parts: list[list[int]]
     shadow: list[bool]
@@ -485,6 +539,14 @@ class _EgoScene:
         for i, g in enumerate(parts.group.tolist()):
             group_parts[g].append(i)
         gyaw = parts.group_yaw - eh
+        footprints = np.zeros((parts.n_groups, 4, 2))
+        if parts.n_groups:
+            hl, hw = parts.group_half[:, 0:1], parts.group_half[:, 1:2]
+            cg, sg = np.cos(gyaw)[:, None], np.sin(gyaw)[:, None]
+            fx = np.array([1.0, -1.0, -1.0, 1.0])[None] * hl
+            fy = np.array([1.0, 1.0, -1.0, -1.0])[None] * hw
+            footprints[..., 0] = gc[:, 0:1] + cg * fx - sg * fy
+            footprints[..., 1] = gc[:, 1:2] + sg * fx + cg * fy
         shadow_poly = np.zeros((parts.n_groups, 4, 3))
         if parts.n_groups:
             # Contact shadow: the footprint grown by 8 % + 0.1 m, 2 cm above the ground.
@@ -524,6 +586,7 @@ class _EgoScene:
             face_center=face_center,
             face_color=face_color,
             group_center=gc,
+            footprints=footprints,
             group_split=parts.group_split.tolist(),
             group_parts=group_parts,
             shadow=parts.shadow.tolist(),

@@ -168,19 +168,24 @@ def crosswalk_stripes(
 
 @dataclass
 class StaticGeometry:
-    """Everything painted on the ground of one log, in global coordinates; built once per log.
+    """Everything static of one log in global coordinates, built once per log: ground paint and buildings.
 
-    ``origin`` is subtracted from every coordinate before rasterisation so float32 pixel arithmetic stays exact
-    with UTM-sized coordinates (defaults to the centre of the geometry's bounding box).
+    ``buildings`` are ``(footprint, height [m])`` pairs (footprint: shapely Polygon or ``(N, 2)`` ring); the
+    sensors see them as upright boxes (:meth:`building_boxes`). ``origin`` is subtracted from every coordinate
+    before rasterisation so float32 pixel arithmetic stays exact with UTM-sized coordinates (defaults to the
+    centre of the geometry's bounding box).
     """
 
     polygons: list[GroundPolygon] = field(default_factory=list)
     markings: list[LaneMarking] = field(default_factory=list)
     origin: np.ndarray | None = None
+    buildings: list[tuple[object, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.polygons = list(self.polygons)
         self.markings = list(self.markings)
+        self.buildings = list(self.buildings)
+        self._building_boxes: tuple[np.ndarray, np.ndarray] | None = None
         if self.origin is None:
             pts = [p.exterior for p in self.polygons] + [m.points for m in self.markings if len(m.points)]
             if pts:
@@ -198,6 +203,7 @@ class StaticGeometry:
         layers: dict[GroundClass | str, Iterable],
         markings: Sequence[LaneMarking] = (),
         origin: np.ndarray | None = None,
+        buildings: Sequence[tuple[object, float]] = (),
     ) -> StaticGeometry:
         """Build from ``{class: [shapely polygons or (N, 2) arrays]}``; ``"crosswalk"`` areas become stripes."""
         polys: list[GroundPolygon] = []
@@ -215,7 +221,17 @@ class StaticGeometry:
                     polys.extend(
                         crosswalk_stripes(arr) if k == GroundClass.CROSSWALK else [GroundPolygon(k, arr)]
                     )
-        return cls(polys, list(markings), origin)
+        return cls(polys, list(markings), origin, list(buildings))
+
+    def building_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Buildings as global boxes ``(K, 7)`` (x, y, z, length, width, height, yaw) and facade colours ``(K, 3)``.
+
+        A footprint that fills its minimum rotated rectangle (≥ 95 %) is that rectangle; any other footprint
+        becomes one 0.3 m-thick wall box per edge, set inside the outline (hollow, but opaque from outside).
+        """
+        if self._building_boxes is None:
+            self._building_boxes = _buildings_to_boxes(self.buildings)
+        return self._building_boxes
 
     def items(self) -> tuple[list[tuple[int, str, object, float]], np.ndarray]:
         """Drawable items sorted by class (draw order) and their bounding boxes ``(K, 4)`` (origin-relative)."""
@@ -426,3 +442,52 @@ class GroundRaster:
                 out[sel] = self.lookup_local(k, ego_pose, x[sel], y[sel]) >> 4
                 todo &= ~sel
         return out
+
+
+FACADES = np.array(
+    [
+        (196, 180, 150),
+        (170, 168, 162),
+        (150, 80, 60),
+        (220, 215, 205),
+        (120, 118, 115),
+        (180, 150, 110),
+        (95, 100, 110),
+    ],
+    dtype=np.uint8,
+)
+
+
+def _buildings_to_boxes(buildings: Sequence[tuple[object, float]]) -> tuple[np.ndarray, np.ndarray]:
+    import shapely
+
+    boxes: list[list[float]] = []
+    colors: list[np.ndarray] = []
+    for i, (footprint, height) in enumerate(buildings):
+        poly = footprint if hasattr(footprint, "geom_type") else shapely.Polygon(np.asarray(footprint)[:, :2])
+        height = float(height)
+        if poly.is_empty or height <= 0 or poly.area <= 0:
+            continue
+        color = FACADES[(i * 2654435761) % len(FACADES)]  # deterministic variety
+        rect = np.asarray(poly.minimum_rotated_rectangle.exterior.coords)[:4]
+        if poly.area >= 0.95 * shapely.Polygon(rect).area:
+            e0, e1 = rect[1] - rect[0], rect[2] - rect[1]
+            c = rect.mean(axis=0)
+            boxes.append(
+                [c[0], c[1], height / 2, np.hypot(*e0), np.hypot(*e1), height, np.arctan2(e0[1], e0[0])]
+            )
+            colors.append(color)
+            continue
+        ring = np.asarray(shapely.geometry.polygon.orient(poly, 1.0).exterior.coords)  # counter-clockwise
+        for a, b in zip(ring[:-1], ring[1:], strict=True):
+            d = b - a
+            length = float(np.hypot(*d))
+            if length < 0.05:
+                continue
+            inward = np.array([-d[1], d[0]]) / length  # left of a CCW edge is inside
+            c = 0.5 * (a + b) + 0.15 * inward
+            boxes.append([c[0], c[1], height / 2, length, 0.3, height, np.arctan2(d[1], d[0])])
+            colors.append(color)
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 7), np.asarray(colors, dtype=np.uint8).reshape(
+        -1, 3
+    )

@@ -24,6 +24,7 @@ from planlab.world.sensors.objects import (
     REFLECTIVITY,
     SceneObjects,
     TrafficLightHeads,
+    boxes_near,
     build_parts,
     part_corners,
 )
@@ -220,7 +221,11 @@ class LidarCaster:
         ego_pose = np.asarray(ego_pose, dtype=np.float64).reshape(3)
         rng = np.random.default_rng(seed) if seed is not None else self._rng
         cfg = self.config
-        parts = build_parts(objects, lights)
+        static = None
+        if self.raster is not None:
+            reach = max(sp.max_range for sp in cfg.sensors) + 5.0
+            static = boxes_near(self.raster.static.building_boxes(), ego_pose, reach)
+        parts = build_parts(objects, lights, static)
         t = self.t_ground.copy()
         valid = self.ground_valid.copy()
         obj_rays = np.zeros(0, dtype=np.int64)

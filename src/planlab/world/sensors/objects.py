@@ -247,8 +247,13 @@ def _part_layout(
     return [((0.0, 0.0), (length, width, height), "main", material)]
 
 
-def build_parts(objects: SceneObjects | None, lights: TrafficLightHeads | None) -> Parts:
-    """Decompose objects and traffic-light heads into box parts (global frame) and lamp discs."""
+def build_parts(
+    objects: SceneObjects | None,
+    lights: TrafficLightHeads | None,
+    static_boxes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Parts:
+    """Decompose objects, traffic-light heads and static boxes (buildings: ``(K, 7)`` global boxes with colours
+    ``(K, 3)``) into box parts (global frame) and lamp discs; groups: objects, then lights, then static boxes."""
     objects = objects if objects is not None else SceneObjects.empty()
     lights = lights if lights is not None else TrafficLightHeads.empty()
     center, half, yaw, albedo, material, group = [], [], [], [], [], []
@@ -314,6 +319,23 @@ def build_parts(objects: SceneObjects | None, lights: TrafficLightHeads | None) 
             l_color.append(LAMP_ON[lamp] if state == lamp else LAMP_OFF[lamp])
             l_group.append(gid)
 
+    if static_boxes is not None:
+        sb, sc = static_boxes
+        for k in range(len(sb)):
+            x, y, z, length, width, height, heading = sb[k]
+            gid = n_obj + len(lights) + k
+            center.append((x, y, z))
+            half.append((0.5 * length, 0.5 * width, 0.5 * height))
+            yaw.append(heading)
+            albedo.append(sc[k].astype(np.float64))
+            material.append(int(Material.CONCRETE))
+            group.append(gid)
+            g_center.append((x, y, z))
+            g_half.append((0.5 * length, 0.5 * width, 0.5 * height))
+            g_yaw.append(heading)
+            g_split.append(z + 0.5 * height)
+            shadow.append(False)
+
     def arr(v, shape, dtype=np.float64):
         return np.asarray(v, dtype=dtype).reshape(shape)
 
@@ -334,6 +356,18 @@ def build_parts(objects: SceneObjects | None, lights: TrafficLightHeads | None) 
         lamp_color=arr(l_color, (-1, 3)),
         lamp_group=arr(l_group, (-1,), np.int64),
     )
+
+
+def boxes_near(
+    static_boxes: tuple[np.ndarray, np.ndarray], xy: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The static boxes any part of which may lie within ``radius`` of ``xy`` (None if there are none)."""
+    boxes, colors = static_boxes
+    if not len(boxes):
+        return None
+    reach = radius + 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
+    sel = np.hypot(boxes[:, 0] - xy[0], boxes[:, 1] - xy[1]) < reach
+    return (boxes[sel], colors[sel]) if sel.any() else None
 
 
 # Unit-box corners: bit 0 → +x, bit 1 → +y, bit 2 → +z.
