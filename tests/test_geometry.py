@@ -128,3 +128,18 @@ def test_polyline_interpolate_offset_resample():
     rs = line.resample(1.0)
     assert rs.length == pytest.approx(line.length)
     assert np.max(np.diff(rs.s)) <= 1.0 + 1e-9
+
+
+def test_yaw_matches_pyquaternion_convention_with_pitch_and_roll():
+    # A rotation with yaw 0.7, pitch 0.05, roll -0.03 (z-y-x): pyquaternion reads
+    # atan2(2(wz - xy), 1 - 2(y^2 + z^2)), which differs from the textbook +xy form.
+    cy, sy = np.cos(0.35), np.sin(0.35)
+    cp, sp = np.cos(0.025), np.sin(0.025)
+    cr, sr = np.cos(-0.015), np.sin(-0.015)
+    w = cr * cp * cy + sr * sp * sy
+    x = sr * cp * cy - cr * sp * sy
+    y = cr * sp * cy + sr * cp * sy
+    z = cr * cp * sy - sr * sp * cy
+    expected = np.arctan2(2 * (w * z - x * y), 1 - 2 * (y * y + z * z))
+    assert yaw_from_quaternion(np.array([w, x, y, z])) == pytest.approx(expected, abs=1e-15)
+    assert abs(expected - np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))) > 1e-5

@@ -79,12 +79,19 @@ def pose_matrix(pose: np.ndarray) -> np.ndarray:
 
 
 def yaw_from_quaternion(q: np.ndarray) -> np.ndarray | float:
-    """Yaw of a (w, x, y, z) quaternion, as pyquaternion's ``yaw_pitch_roll[0]`` (NAVSIM's reading)."""
+    """Yaw of (w, x, y, z) quaternions exactly as NAVSIM reads it: pyquaternion's ``yaw_pitch_roll[0]``.
+
+    That is atan2(2(wz − xy), 1 − 2(y² + z²)), normalising only a quaternion that is not unit within
+    1e-14. (The textbook z-y-x yaw has +xy; the two differ once pitch or roll are non-zero, as in real
+    OpenScene poses.)
+    """
     q = np.asarray(q, dtype=np.float64)
+    sum_sq = np.sum(q * q, axis=-1, keepdims=True)
+    norm = np.sqrt(sum_sq)
+    rescale = (np.abs(1.0 - sum_sq) >= 1e-14) & (norm > 0)
+    q = np.where(rescale, q / np.where(norm > 0, norm, 1.0), q)
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    n = np.sqrt(w * w + x * x + y * y + z * z)
-    w, x, y, z = w / n, x / n, y / n, z / n
-    yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    yaw = np.arctan2(2.0 * (w * z - x * y), 1.0 - 2.0 * (y * y + z * z))
     return float(yaw) if np.ndim(yaw) == 0 else yaw
 
 

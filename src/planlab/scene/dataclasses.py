@@ -269,9 +269,12 @@ class Scene:
         statuses, cameras, lidars = [], [], []
         for i in range(h):
             st = self.frames[i].ego_status
+            # NAVSIM stores the relative history poses as float32; keep that rounding so agent inputs
+            # from a Scene equal those built directly by the loader (train/eval parity).
+            local = absolute_to_relative(origin, st.ego_pose).astype(np.float32).astype(np.float64)
             statuses.append(
                 EgoStatus(
-                    ego_pose=absolute_to_relative(origin, st.ego_pose),
+                    ego_pose=local,
                     ego_velocity=st.ego_velocity,
                     ego_acceleration=st.ego_acceleration,
                     driving_command=st.driving_command,
