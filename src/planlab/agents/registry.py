@@ -32,6 +32,23 @@ AGENTS: dict[str, AgentSpec] = {
     for spec in [
         # Agents are added here by the rooms that implement them (evaluation: references; training: learned).
         AgentSpec(
+            "constant_velocity",
+            "planlab.agents.constant_velocity:ConstantVelocityAgent",
+            "NAVSIM baseline: straight ahead at the current speed",
+        ),
+        AgentSpec(
+            "log_replay",
+            "planlab.agents.log_replay:LogReplayAgent",
+            "the human expert: replays the logged future (reference)",
+            privileged=True,
+        ),
+        AgentSpec(
+            "pdm_closed",
+            "planlab.agents.pdm_closed:PDMClosedAgent",
+            "PDM-Closed rule-based planner on the privileged scene (reference)",
+            privileged=True,
+        ),
+        AgentSpec(
             "ego_status_mlp",
             "planlab.agents.ego_mlp:EgoStatusMLPAgent",
             "NAVSIM ego-status MLP: v, a, command -> 8 poses (L1)",
