@@ -23,7 +23,9 @@ class ConstantVelocityAgent(Agent):
 
     def compute_trajectory(self, agent_input: AgentInput, scene: Scene | None = None) -> Trajectory:
         velocity = np.asarray(agent_input.ego_statuses[-1].ego_velocity, dtype=np.float32)
-        speed = (velocity**2).sum(-1) ** 0.5
+        # NAVSIM ran on numpy 1.x: squares and sum stay float32, but ``float32_scalar ** 0.5`` and the
+        # products with Python floats were float64 (legacy scalar promotion); only the result is float32.
+        speed = float((velocity**2).sum(-1)) ** 0.5
         n = self.trajectory_sampling.num_poses
         dt = self.trajectory_sampling.interval_length
         poses = np.array([[(k + 1) * dt * speed, 0.0, 0.0] for k in range(n)], dtype=np.float32)
