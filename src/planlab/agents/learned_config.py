@@ -67,10 +67,14 @@ class CameraFeatureConfig:
     # Normalisation applied once to the [0, 1] image (ImageNet statistics by default, as I-JEPA's training).
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # History frame whose images are used: 3 = the current frame with NAVSIM's 4 history frames (§2.1).
+    history_index: int = 3
 
     def validate(self, prefix: str) -> None:
         if not self.cameras:
             raise ConfigError(f"{prefix}.cameras must name at least one camera")
+        if self.history_index < 0:
+            raise ConfigError(f"{prefix}.history_index must be >= 0")
         for cam in self.cameras:
             check_choice(f"{prefix}.cameras", cam, CAMERA_FIELDS)
         if self.image_height < 8 or self.image_width < 8:

@@ -54,6 +54,18 @@ AGENTS: dict[str, AgentSpec] = {
             "NAVSIM ego-status MLP: v, a, command -> 8 poses (L1)",
             trainable=True,
         ),
+        AgentSpec(
+            "encoder_mlp",
+            "planlab.agents.encoder_mlp:EncoderMLPAgent",
+            "frozen ViT/I-JEPA encoder, mean/attention-pooled patches + ego status -> MLP -> 8 poses",
+            trainable=True,
+        ),
+        AgentSpec(
+            "encoder_transformer",
+            "planlab.agents.encoder_transformer:EncoderTransformerAgent",
+            "frozen ViT/I-JEPA encoder, pose queries attend to patch tokens + ego token (transformer decoder)",
+            trainable=True,
+        ),
     ]
 }
 

@@ -37,6 +37,7 @@ class CacheConfig:
 
     path: str | None = None  # feature-cache directory; None: features are computed by the DataLoader workers
     embeddings: str | None = None  # frozen-embedding cache directory (encoder agents with a frozen encoder)
+    embeddings_dtype: str = "float32"  # float32 (exact) | float16 (half the disk)
     build_workers: int = 0  # processes that fill missing cache entries before training (0: this process)
     rebuild: bool = False  # recompute every entry even if present and valid
 
@@ -70,6 +71,7 @@ class DataConfig:
     prefetch_factor: int = 2
 
     def validate(self) -> None:
+        check_choice("data.cache.embeddings_dtype", self.cache.embeddings_dtype, ("float32", "float16"))
         if not 0.0 < self.label_fraction <= 1.0:
             raise ConfigError(f"data.label_fraction must be in (0, 1], got {self.label_fraction}")
         if self.val_split is not None and self.val_split == self.train_split:
@@ -215,6 +217,12 @@ class TrainConfig:
         if callable(agent_validate):
             agent_validate("agent")
         self.data.validate()
+        camera = getattr(self.agent, "camera", None)
+        if camera is not None and camera.history_index >= self.data.num_history_frames:
+            raise ConfigError(
+                f"agent.camera.history_index={camera.history_index} but data.num_history_frames="
+                f"{self.data.num_history_frames} (the current frame is index num_history_frames-1)"
+            )
         self.optim.validate()
         self.trainer.validate()
         self.checkpoint.validate()

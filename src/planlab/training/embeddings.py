@@ -11,34 +11,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from planlab.data.feature_cache import EmbeddingStore
 from planlab.errors import ConfigError
-from planlab.features.base import FeatureBuilder, check_contract
+from planlab.features.base import check_contract
+from planlab.models.encoders import EmbeddingSpec
 from planlab.training.dataset import EmbeddingSource
-
-
-@dataclass
-class EmbeddingSpec:
-    """What an agent's frozen encoder needs to be cached: camera builder, encoder module, patch grids?"""
-
-    camera_builder: FeatureBuilder
-    encoder: Any  # planlab.models.encoders.ImageEncoder
-    patches: bool
-    feature_key: str = "camera"
 
 
 def embedding_key(spec: EmbeddingSpec) -> str:
     blob = f"{spec.encoder.fingerprint()}|{spec.camera_builder.config_hash()}"
-    return f"{spec.encoder.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    kind = "patches" if spec.patches else "pooled"
+    return f"{spec.encoder.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}-{kind}"
 
 
-def open_store(root: str, spec: EmbeddingSpec) -> EmbeddingStore:
+def open_store(root: str, spec: EmbeddingSpec, dtype: str = "float32") -> EmbeddingStore:
     store = EmbeddingStore(root, embedding_key(spec))
     store.init(
         {
@@ -46,7 +36,7 @@ def open_store(root: str, spec: EmbeddingSpec) -> EmbeddingStore:
             "camera": {"builder": spec.camera_builder.cache_key, "settings": spec.camera_builder.settings()},
             "dim": spec.encoder.embed_dim,
             "grid": None,
-            "dtype": "float16",
+            "dtype": dtype,
             "patches": spec.patches,
         }
     )
@@ -62,15 +52,18 @@ def build_embedding_cache(
     device: str | None = None,
     progress: bool = True,
     shard_rows: int = 4096,
+    dtype: str = "float32",
 ) -> tuple[EmbeddingStore, int]:
     """Encode every token of ``parts`` (``[(scene_loader, tokens), ...]``) not yet in the store.
 
-    Returns (store, number of tokens encoded). Vectors are stored as float16 (halves the disk and page-cache
-    footprint; the head sees float32 after loading).
+    Returns (store, number of tokens encoded). ``dtype="float16"`` halves disk and page cache at the cost
+    of bit-equality with running the encoder (float32, the default, keeps losses equal).
     """
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(f"embedding dtype {dtype!r} is not valid; choose float32 or float16")
     from tqdm import tqdm
 
-    store = open_store(root, spec)
+    store = open_store(root, spec, dtype)
     encoder = spec.encoder
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,12 +97,10 @@ def build_embedding_cache(
                     pooled, patches = encoder.encode(x)
                     if writer is None:
                         grid = patches.shape[1] if spec.patches else None
-                        writer = store.shard_writer(len(chunk), pooled.shape[1], grid, "float16")
-                    writer.pooled[b0 : b0 + len(batch)] = pooled.float().cpu().numpy().astype(np.float16)
+                        writer = store.shard_writer(len(chunk), pooled.shape[1], grid, dtype)
+                    writer.pooled[b0 : b0 + len(batch)] = pooled.float().cpu().numpy().astype(dtype)
                     if spec.patches:
-                        writer.patches[b0 : b0 + len(batch)] = (
-                            patches.float().cpu().numpy().astype(np.float16)
-                        )
+                        writer.patches[b0 : b0 + len(batch)] = patches.float().cpu().numpy().astype(dtype)
                     bar.update(len(batch))
                 if writer is not None:
                     writer.commit([t for _, t in chunk])
@@ -143,7 +134,12 @@ def embedding_source_for(
         )
     if build:
         store, _ = build_embedding_cache(
-            spec, parts, root, batch_size=cfg.trainer.batch_size, progress=progress
+            spec,
+            parts,
+            root,
+            batch_size=cfg.trainer.batch_size,
+            progress=progress,
+            dtype=cfg.data.cache.embeddings_dtype,
         )
     else:
         store = EmbeddingStore(root, embedding_key(spec))

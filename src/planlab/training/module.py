@@ -79,7 +79,6 @@ class AgentLightningModule(pl.LightningModule):
         self.cfg = cfg
         self.total_steps = int(total_steps)
         self.run_info = dict(run_info or {})
-        self._external = agent.external_state()
         self.batches_per_epoch: int | None = None
 
     # ------------------------------------------------------------------ steps
@@ -153,14 +152,15 @@ class AgentLightningModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         sd = checkpoint["state_dict"]
-        for prefix in self._external:
+        external = self.agent.external_state()  # now: a fine-tuned encoder is no longer stored by reference
+        for prefix in external:
             for key in [k for k in sd if k.startswith(STATE_PREFIX + prefix)]:
                 del sd[key]
         checkpoint["planlab"] = {
             "format_version": FORMAT_VERSION,
             "agent_name": self.agent.name(),
             "agent_settings": self.agent.settings(),
-            "external_state": {k: dict(v) for k, v in self._external.items()},
+            "external_state": {k: dict(v) for k, v in external.items()},
             "train_config": to_dict(self.cfg),
             "run": dict(self.run_info),
             "epoch": int(self.trainer.current_epoch),
