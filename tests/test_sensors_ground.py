@@ -130,3 +130,21 @@ def test_from_layers_accepts_shapely_and_arrays_and_rejects_unknown_classes():
     assert classes == {GroundClass.ROAD, GroundClass.WALKWAY, GroundClass.CROSSWALK}
     with pytest.raises(ValueError, match="unknown ground class 'lava'"):
         StaticGeometry.from_layers({"lava": []})
+
+
+def test_row_lookup_equals_point_lookup():
+    raster = GroundRaster(_geometry(), (RasterLevel(0.05, 40.0), RasterLevel(0.2, 130.0)))
+    ego = np.array([UTM[0] + 13.3, UTM[1] - 2.2, 0.4])
+    raster.prepare(ego[:2])
+    rng = np.random.default_rng(0)
+    x0, y0 = rng.uniform(-20, 20, 30), rng.uniform(-20, 20, 30)
+    dx, dy = rng.uniform(-0.05, 0.05, 30), rng.uniform(-0.05, 0.05, 30)
+    k = np.arange(200)
+    x = (x0[:, None] + dx[:, None] * k).astype(np.float32)
+    y = (y0[:, None] + dy[:, None] * k).astype(np.float32)
+    for level in (0, 1):
+        rows = raster.lookup_rows(level, ego, np.stack([x0, y0, dx, dy], axis=1), 200)
+        points = raster.lookup_local(level, ego, x, y)
+        # Equal up to float32 rounding of points within a few µm of a cell edge.
+        assert (rows == points).mean() > 0.99
+        assert ((rows >> 4) == (points >> 4)).mean() > 0.999

@@ -92,8 +92,8 @@ class _GroundSegment:
     level: int
     row0: int
     row1: int
-    x: np.ndarray  # (rows, W) float32 ego-frame ground x [m]
-    y: np.ndarray
+    # Ego-frame ground point of pixel (row r, column k): (x0 + k·dx, y0 + k·dy) [m], rows = (x0, y0, dx, dy).
+    rows: np.ndarray
     fog: np.ndarray  # (rows, W) uint16: fog level * 256
 
 
@@ -229,11 +229,14 @@ class CameraRenderer:
             while r1 < h and row_level[r1] == k:
                 r1 += 1
             if k >= 0:
-                xs, ys = gx[r:r1].astype(np.float32), gy[r:r1].astype(np.float32)
+                x0, y0 = gx[r:r1, 0], gy[r:r1, 0]
+                dx = (gx[r:r1, -1] - x0) / max(w - 1, 1)
+                dy = (gy[r:r1, -1] - y0) / max(w - 1, 1)
                 rng_dist = t_row[r:r1, None] * np.linalg.norm(d[r:r1], axis=-1)
                 f = self.lighting.fog(rng_dist, self._max_ground) * (nf - 1)
                 f = np.clip(np.floor(f + rng.random(f.shape)), 0, nf - 1)
-                plan.segments.append(_GroundSegment(int(k), r, r1, xs, ys, (f * 256).astype(np.uint16)))
+                rows = np.stack([x0, y0, dx, dy], axis=1)
+                plan.segments.append(_GroundSegment(int(k), r, r1, rows, (f * 256).astype(np.uint16)))
             r = r1
         return plan
 
@@ -277,7 +280,7 @@ class CameraRenderer:
         cam = plan.cam
         img = plan.background.copy()
         for seg in plan.segments:
-            values = self.raster.lookup_local(seg.level, ego_pose, seg.x, seg.y)
+            values = self.raster.lookup_rows(seg.level, ego_pose, seg.rows, cam.width)
             idx = seg.fog + values
             np.take(self._palette, idx, axis=0, out=img[seg.row0 : seg.row1])
         if view is not None:
@@ -328,6 +331,12 @@ class CameraRenderer:
         face_in_front = (z[:, :, FACES] > near).all(axis=-1)  # (C, P, 6)
         group_dist = np.linalg.norm(scene.group_center[None] - pos[:, None], axis=-1)  # (C, G)
         shadow_colors = self._fogged(self._shadow_color, group_dist)  # (C, G, 3)
+        # Python lists once for all cameras (the drawing loop indexes them element by element).
+        visible &= cand[..., None]
+        faces_l = [[[f for f in range(6) if row[f]] for row in cam_rows] for cam_rows in visible.tolist()]
+        uv_l = np.stack([u, v], axis=-1).tolist()
+        colors_l = colors.tolist()
+        front_l = face_in_front.tolist()
         views: list[_ObjectView | None] = []
         for ci in range(len(cams)):
             sel = np.flatnonzero(cand[ci])
@@ -336,17 +345,44 @@ class CameraRenderer:
                 continue
             groups = np.unique(scene.parts.group[sel])
             groups = _painter_order(groups, scene.footprints[groups], pos[ci, :2], group_dist[ci, groups])
-            vis = visible[ci, sel]
+            cam = cams[ci]
+            shadows: list[tuple[list[float], tuple]] = []
+            if cfg.shadows:
+                sg = groups[scene.shadow_mask[groups]]
+                if len(sg):
+                    polys = self._project_polys(cam, (scene.shadow_poly[sg] - pos[ci]) @ rot[ci])
+                    shadows = [
+                        (pts, tuple(col))
+                        for pts, col in zip(polys, shadow_colors[ci, sg].tolist(), strict=True)
+                        if pts
+                    ]
+            lamps: dict[int, list[tuple[list[float], tuple]]] = {}
+            if len(scene.lamp_center):
+                q = np.flatnonzero(np.isin(scene.parts.lamp_group, groups))
+                q = q[
+                    np.einsum("qk,qk->q", scene.lamp_normal[q], pos[ci] - scene.lamp_center[q]) > 0
+                ]  # facing us
+                if len(q):
+                    polys = self._project_polys(cam, (scene.lamp_poly[q] - pos[ci]) @ rot[ci])
+                    # Lamps are emissive: not shaded by the sun, only fogged.
+                    cols = self._fogged(
+                        scene.lamp_color[q], np.linalg.norm(scene.lamp_center[q] - pos[ci], axis=-1)
+                    )
+                    for g, pts, col in zip(
+                        scene.parts.lamp_group[q].tolist(), polys, cols.tolist(), strict=True
+                    ):
+                        if pts:
+                            lamps.setdefault(g, []).append((pts, tuple(col)))
             views.append(
                 _ObjectView(
-                    local=dict(zip(sel.tolist(), range(len(sel)), strict=True)),
                     groups=groups.tolist(),
-                    uv=np.stack([u[ci, sel], v[ci, sel]], axis=-1).tolist(),
-                    pc=pc[ci, sel],
-                    faces=[[f for f in range(6) if row[f]] for row in vis.tolist()],
-                    in_front=face_in_front[ci, sel].tolist(),
-                    colors=colors[ci, sel].tolist(),
-                    shadow_colors=shadow_colors[ci].tolist(),
+                    uv=uv_l[ci],
+                    pc=pc[ci],
+                    faces=faces_l[ci],
+                    in_front=front_l[ci],
+                    colors=colors_l[ci],
+                    shadows=shadows,
+                    lamps=lamps,
                 )
             )
         return views
@@ -354,21 +390,18 @@ class CameraRenderer:
     def _draw_objects(
         self, img: np.ndarray, cam: PinholeCamera, scene: _EgoScene, view: _ObjectView
     ) -> np.ndarray:
-        pos, rot = cam.sensor2lidar_translation, cam.sensor2lidar_rotation
+        pos = cam.sensor2lidar_translation
         pil = Image.fromarray(img)
         draw = ImageDraw.Draw(pil)
-        if self.config.shadows:
-            self._draw_shadows(draw, cam, scene, view)
+        for pts, col in view.shadows:
+            draw.polygon(pts, fill=col)
         cam_z = float(pos[2])
-        uv, faces, in_front, colors, local = view.uv, view.faces, view.in_front, view.colors, view.local
+        uv, faces, in_front, colors = view.uv, view.faces, view.in_front, view.colors
         for g in view.groups:
             plist = scene.group_parts[g]
             if cam_z < scene.group_split[g]:
                 plist = plist[::-1]  # camera below the joint: the lower part hides the upper one
-            for p in plist:
-                i = local.get(p)
-                if i is None:
-                    continue
+            for i in plist:
                 uvi = uv[i]
                 for f in faces[i]:
                     face = _FACE_LISTS[f]
@@ -379,8 +412,8 @@ class CameraRenderer:
                         if pts is None:
                             continue
                     draw.polygon(pts, fill=tuple(colors[i][f]))
-            if g in scene.group_lamps:
-                self._draw_lamps(draw, cam, scene, g, pos, rot)
+            for pts, col in view.lamps.get(g, ()):
+                draw.polygon(pts, fill=col)
         return np.array(pil)
 
     def _project_clipped(self, cam: PinholeCamera, pts: list[list[float]]) -> list[float] | None:
@@ -396,30 +429,22 @@ class CameraRenderer:
             out += [fx * x / zz + cx, fy * y / zz + cy]
         return out
 
-    def _draw_shadows(self, draw, cam: PinholeCamera, scene: _EgoScene, view: _ObjectView) -> None:
-        groups = [g for g in view.groups if scene.shadow[g]]
-        if not groups:
-            return
-        rot, pos = cam.sensor2lidar_rotation, cam.sensor2lidar_translation
-        polys = ((scene.shadow_poly[groups] - pos) @ rot).tolist()  # (G, 4, 3) camera frame
+    def _project_polys(self, cam: PinholeCamera, polys: np.ndarray) -> list[list[float] | None]:
+        """Pixel rings of camera-frame polygons ``(N, V, 3)``: vectorised when in front, clipped otherwise."""
         near = self.config.near
-        for g, poly in zip(groups, polys, strict=True):
-            if max(p[2] for p in poly) <= near:
-                continue
-            pts = self._project_clipped(cam, poly)
-            if pts is not None:
-                draw.polygon(pts, fill=tuple(view.shadow_colors[g]))
-
-    def _draw_lamps(self, draw, cam: PinholeCamera, scene: _EgoScene, g: int, pos, rot) -> None:
-        for q in scene.group_lamps[g]:
-            if float(scene.lamp_normal[q] @ (pos - scene.lamp_center[q])) <= 0:
-                continue  # seen from behind
-            pts = self._project_clipped(cam, ((scene.lamp_poly[q] - pos) @ rot).tolist())
-            if pts is None:
-                continue
-            d = np.linalg.norm(scene.lamp_center[q] - pos)
-            # Lamps are emissive: not shaded by the sun, only fogged.
-            draw.polygon(pts, fill=tuple(self._fogged(scene.lamp_color[q], d).tolist()))
+        z = polys[..., 2]
+        zc = np.maximum(z, near)
+        uv = np.stack([cam.fx * polys[..., 0] / zc + cam.cx, cam.fy * polys[..., 1] / zc + cam.cy], axis=-1)
+        flat = uv.reshape(len(polys), -1).tolist()
+        out: list[list[float] | None] = []
+        for i, (zmin, zmax) in enumerate(zip(z.min(axis=1).tolist(), z.max(axis=1).tolist(), strict=True)):
+            if zmax <= near:
+                out.append(None)
+            elif zmin > near:
+                out.append(flat[i])
+            else:
+                out.append(self._project_clipped(cam, polys[i].tolist()))
+        return out
 
 
 def _painter_order(
@@ -474,16 +499,16 @@ def _painter_order(
 
 @dataclass
 class _ObjectView:
-    """What one camera sees of the parts: local index of each visible part, groups far → near, pixels, faces."""
+    """What one camera sees of the parts (indexed by part): groups far → near, pixels, visible faces, colours."""
 
-    local: dict[int, int]
     groups: list[int]
-    uv: list  # (S, 8, 2) pixels of the corners (z clamped at the near plane)
-    pc: np.ndarray  # (S, 8, 3) camera-frame corners, for near-plane clipping
-    faces: list[list[int]]  # visible faces per part
-    in_front: list  # (S, 6) face entirely beyond the near plane
-    colors: list  # (S, 6, 3) fogged face colours
-    shadow_colors: list  # (G, 3)
+    uv: list  # (P, 8, 2) pixels of the corners (z clamped at the near plane)
+    pc: np.ndarray  # (P, 8, 3) camera-frame corners, for near-plane clipping
+    faces: list[list[int]]  # visible faces per part ([] when the part is culled)
+    in_front: list  # (P, 6) face entirely beyond the near plane
+    colors: list  # (P, 6, 3) fogged face colours
+    shadows: list  # (pixels, colour) of contact shadows, far → near
+    lamps: dict  # group → [(pixels, colour)] of its lamps facing the camera
 
 
 @dataclass
@@ -501,6 +526,7 @@ class _EgoScene:
     group_split: list[float]
     group_parts: list[list[int]]
     shadow: list[bool]
+    shadow_mask: np.ndarray  # (G,) bool
     shadow_poly: np.ndarray  # (G, 4, 3)
     group_lamps: dict[int, list[int]]
     lamp_center: np.ndarray
@@ -590,6 +616,7 @@ class _EgoScene:
             group_split=parts.group_split.tolist(),
             group_parts=group_parts,
             shadow=parts.shadow.tolist(),
+            shadow_mask=parts.shadow.astype(bool),
             shadow_poly=shadow_poly,
             group_lamps=group_lamps,
             lamp_center=lamp_center,

@@ -322,6 +322,7 @@ class GroundRaster:
             psize -= psize % lv.tile_cells
             self._buffers.append(_LevelBuffer(lv, _texture_pattern(psize, lv.texture, rng)))
         self.tiles_rasterised = 0
+        self._cols: dict[int, np.ndarray] = {}
 
     @property
     def origin(self) -> np.ndarray:
@@ -391,6 +392,31 @@ class GroundRaster:
     def level_index(self, level: int) -> _LevelBuffer:
         return self._buffers[level]
 
+    def _frame(self, buf: _LevelBuffer, ego_pose: np.ndarray) -> tuple[float, float, float, float]:
+        """(cos/res, sin/res, u offset, v offset) mapping ego-frame metres to buffer cells, float32-safe.
+
+        The ego position is split into its cell modulo the buffer size (exact, small) plus a fraction, and a
+        positive offset that is a multiple of the buffer size keeps every value positive, so truncation equals
+        floor and ``& mask`` wraps into the toroidal buffer without any further integer arithmetic.
+        """
+        res = buf.level.resolution
+        gx = (float(ego_pose[0]) - self.static.origin[0]) / res
+        gy = (float(ego_pose[1]) - self.static.origin[1]) / res
+        ix, iy = math.floor(gx), math.floor(gy)
+        offset = 65536.0  # a multiple of every buffer size (powers of two up to 2^16)
+        ou = offset + (ix & buf.mask) + (gx - ix)
+        ov = offset + (iy & buf.mask) + (gy - iy)
+        return math.cos(ego_pose[2]) / res, math.sin(ego_pose[2]) / res, ou, ov
+
+    def _gather(self, buf: _LevelBuffer, u: np.ndarray, v: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        iu = u.astype(np.int32)
+        iu &= buf.mask
+        iv = v.astype(np.int32)
+        iv &= buf.mask
+        iv <<= buf.shift
+        iv |= iu
+        return np.take(buf.flat, iv, out=out)
+
     def lookup_local(
         self, level: int, ego_pose: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
@@ -400,29 +426,41 @@ class GroundRaster:
         whatever tile occupies their slot, so keep them within ``levels[level].radius``.
         """
         buf = self._buffers[level]
-        res = buf.level.resolution
-        ex, ey = float(ego_pose[0]) - self.static.origin[0], float(ego_pose[1]) - self.static.origin[1]
-        c, s = math.cos(ego_pose[2]) / res, math.sin(ego_pose[2]) / res
-        # Split the ego position into an integer cell and a fraction, so float32 only carries small numbers;
-        # +OFFSET keeps every value positive so truncation equals floor.
-        gx, gy = ex / res, ey / res
-        ix, iy = math.floor(gx), math.floor(gy)
-        offset = 65536.0
+        c, s, ou, ov = self._frame(buf, ego_pose)
         u = x * np.float32(c)
         u -= y * np.float32(s)
-        u += np.float32(gx - ix + offset)
+        u += np.float32(ou)
         v = x * np.float32(s)
         v += y * np.float32(c)
-        v += np.float32(gy - iy + offset)
-        iu = u.astype(np.int32)
-        iv = v.astype(np.int32)
-        iu += ix - int(offset)
-        iu &= buf.mask
-        iv += iy - int(offset)
-        iv &= buf.mask
-        iv <<= buf.shift
-        iv |= iu
-        return np.take(buf.flat, iv, out=out)
+        v += np.float32(ov)
+        return self._gather(buf, u, v, out)
+
+    def lookup_rows(
+        self, level: int, ego_pose: np.ndarray, rows: np.ndarray, width: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Raster values on a grid whose ground points are affine in the column index ``k``: ``rows (R, 4)`` holds
+        (x0, y0, dx, dy) per row and point (r, k) = (x0 + k·dx, y0 + k·dy) in the ego frame [m] (a pinhole camera
+        without roll). Same result as :meth:`lookup_local` on the expanded points, with half the per-pixel work.
+        """
+        buf = self._buffers[level]
+        c, s, ou, ov = self._frame(buf, ego_pose)
+        # Columns: u0, du, v0, dv per row (u = x·c − y·s + ou, v = x·s + y·c + ov).
+        coef = rows @ np.array([[c, 0.0, s, 0.0], [-s, 0.0, c, 0.0], [0.0, c, 0.0, s], [0.0, -s, 0.0, c]])
+        coef[:, 0] += ou
+        coef[:, 2] += ov
+        coef = coef.astype(np.float32)
+        cols = self._columns(width)
+        u = np.multiply.outer(coef[:, 1], cols)
+        u += coef[:, 0:1]
+        v = np.multiply.outer(coef[:, 3], cols)
+        v += coef[:, 2:3]
+        return self._gather(buf, u, v, out)
+
+    def _columns(self, width: int) -> np.ndarray:
+        cols = self._cols.get(width)
+        if cols is None:
+            cols = self._cols[width] = np.arange(width, dtype=np.float32)
+        return cols
 
     def classes_local(self, ego_pose: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Ground classes (``GroundClass`` values, uint8) at ego-frame ground points ``x, y`` [m].
