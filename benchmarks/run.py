@@ -25,6 +25,7 @@ REPORT = ROOT / "BENCHMARKS.md"
 MODULES: list[tuple[str, str]] = [
     ("loader", "benchmarks.bench_loader"),
     ("maps", "benchmarks.bench_maps"),
+    ("sensors", "benchmarks.bench_sensors"),
 ]
 
 
