@@ -399,8 +399,9 @@ class CameraRenderer:
         uv, faces, in_front, colors = view.uv, view.faces, view.in_front, view.colors
         for g in view.groups:
             plist = scene.group_parts[g]
-            if cam_z < scene.group_split[g]:
-                plist = plist[::-1]  # camera below the joint: the lower part hides the upper one
+            if cam_z < scene.group_split[g] and len(plist) > 1:
+                # Camera below the joint of the top two parts: the lower one hides the upper one.
+                plist = [*plist[:-2], plist[-1], plist[-2]]
             for i in plist:
                 uvi = uv[i]
                 for f in faces[i]:

@@ -207,19 +207,35 @@ class Parts:
 def _part_layout(
     name: str, length: float, width: float, height: float
 ) -> list[tuple[tuple, tuple, str, int]]:
-    """Parts of one object in its local frame: ((dx, dz), (l, w, h), colour role, material); listed bottom-up."""
-    if name == "vehicle" and length <= 6.5 and height <= 2.4:
-        hb = 0.58 * height
-        hc = height - hb
-        return [
-            ((0.0, -0.5 * height + 0.5 * hb), (length, width, hb), "main", Material.PAINT),
-            (
-                (-0.06 * length, 0.5 * height - 0.5 * hc),
-                (0.55 * length, 0.9 * width, hc),
-                "glass",
-                Material.GLASS,
-            ),
-        ]
+    """Parts of one object in its local frame: ((dx, dz), (l, w, h), colour role, material), in drawing order.
+
+    The last two parts are stacked (the camera draws them upper-last when it is above their joint, lower-last
+    otherwise); earlier parts are drawn first always (a vehicle's dark wheels/underbody, mostly hidden by the body).
+    """
+    if name == "vehicle":
+        under = 0.32 * height if height <= 2.4 else 0.2 * height
+        clear = 0.14 * height if height <= 2.4 else 0.1 * height  # ground clearance under the body
+        wheels = (
+            (0.0, -0.5 * height + 0.5 * under),
+            (0.8 * length, 0.94 * width, under),
+            "tyre",
+            Material.RUBBER,
+        )
+        if length <= 6.5 and height <= 2.4:
+            hb = 0.58 * height - clear
+            hc = 0.42 * height
+            return [
+                wheels,
+                ((0.0, -0.5 * height + clear + 0.5 * hb), (length, width, hb), "main", Material.PAINT),
+                (
+                    (-0.06 * length, 0.5 * height - 0.5 * hc),
+                    (0.55 * length, 0.9 * width, hc),
+                    "glass",
+                    Material.GLASS,
+                ),
+            ]
+        hb = height - clear
+        return [wheels, ((0.0, 0.5 * clear), (length, width, hb), "main", Material.PAINT)]
     if name == "pedestrian":
         hl = 0.47 * height
         return [
@@ -268,7 +284,12 @@ def build_parts(
             if objects.colors is not None
             else np.array(CLASS_COLORS[name], dtype=np.float64)
         )
-        roles = {"main": main, "glass": np.array([38.0, 46.0, 56.0]), "dark": np.array([38.0, 38.0, 46.0])}
+        roles = {
+            "main": main,
+            "glass": np.array([38.0, 46.0, 56.0]),
+            "dark": np.array([38.0, 38.0, 46.0]),
+            "tyre": np.array([26.0, 26.0, 28.0]),
+        }
         c, s = np.cos(heading), np.sin(heading)
         layout = _part_layout(name, length, width, height)
         for (dx, dz), (pl, pw, ph), role, mat in layout:
@@ -281,7 +302,11 @@ def build_parts(
         g_center.append((x, y, z))
         g_half.append((0.5 * length, 0.5 * width, 0.5 * height))
         g_yaw.append(heading)
-        g_split.append(z - 0.5 * height + layout[0][1][2] if len(layout) > 1 else z + 0.5 * height)
+        if len(layout) > 1:  # the joint of the last two parts: top of the second-to-last
+            (_, dz), (_, _, ph), _, _ = layout[-2]
+            g_split.append(z + dz + 0.5 * ph)
+        else:
+            g_split.append(z + 0.5 * height)
         shadow.append(True)
 
     n_obj = len(objects)
