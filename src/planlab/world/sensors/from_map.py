@@ -49,8 +49,10 @@ def static_geometry_from_map(
     center: np.ndarray | None = None,
     radius: float | None = None,
     marking_width: float = 0.15,
+    buildings: list[tuple[object, float]] | None = None,
 ) -> StaticGeometry:
-    """Everything painted on the ground of ``map_api`` (optionally only within ``radius`` of ``center``)."""
+    """Everything painted on the ground of ``map_api`` (optionally only within ``radius`` of ``center``), plus
+    ``buildings`` (``(footprint, height)`` pairs; maps have no building layer)."""
     layers: dict[GroundClass, list] = {}
     for klass, layer in _SURFACES:
         try:
@@ -107,4 +109,4 @@ def static_geometry_from_map(
         nx, ny = -math.sin(h), math.cos(h)
         bar = np.array([[x + half * nx, y + half * ny], [x - half * nx, y - half * ny]])
         markings.append(LaneMarking(bar, 0.4, GroundClass.STOP_LINE))
-    return StaticGeometry.from_layers(layers, markings)
+    return StaticGeometry.from_layers(layers, markings, buildings=buildings or [])
