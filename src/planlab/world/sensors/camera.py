@@ -8,9 +8,10 @@ How a frame is drawn, per camera:
    ego pose into the :class:`~planlab.world.sensors.ground.GroundRaster` (fine cells near the ego, coarse ones
    far away), and one palette gather turns ``(fog level, class, texture variant)`` into colour. That is a few
    vectorised passes over the ground pixels and no per-polygon work at all.
-3. **Objects**: box parts projected with proper near-plane clipping (Sutherland–Hodgman against z = near in
-   camera coordinates), back faces culled, Lambert-shaded faces filled with PIL, groups drawn far to near
-   (painter's algorithm); contact shadows first; traffic-light lamps on their housing's front face.
+3. **Objects and buildings**: box parts projected with proper near-plane clipping (Sutherland–Hodgman against
+   z = near in camera coordinates), back faces culled, Lambert-shaded faces filled with PIL; contact shadows
+   first, then groups (an object, a traffic light, a building) far to near — painter's algorithm ordered by
+   separating axes of their ground footprints; traffic-light lamps on their housing's front face.
 4. **Sensor noise**: a seeded, precomputed noise field at a random offset, added in place.
 
 Images are uint8 ``(H, W, 3)`` RGB. The camera model and pixel convention are :mod:`.rig`'s.
