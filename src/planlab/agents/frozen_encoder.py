@@ -29,15 +29,24 @@ class FrozenEncoderAgent(TorchAgent):
     #: whether the head needs the patch grid (transformer heads, attention pooling) or only a pooled vector
     needs_patches: bool = False
 
+    def uses_camera(self) -> bool:
+        """Agents whose camera input is optional (the vocabulary scorer) override this."""
+        return True
+
     def __init__(self, config: Any = None, checkpoint_path: str | None = None) -> None:
         super().__init__(config, checkpoint_path)
         cfg = self.config
+        self._finetune_planned = False
+        self.camera_builder: CameraFeatureBuilder | None = None
+        self.encoder: ImageEncoder | None = None
+        self.pool: nn.Module | None = None
+        if not self.uses_camera():
+            return
         cam, enc = cfg.camera, cfg.encoder
         self.camera_builder = CameraFeatureBuilder.from_config(cam, cam.history_index)
-        self.encoder: ImageEncoder = self._build_encoder(cam, enc)
+        self.encoder = self._build_encoder(cam, enc)
         # Heads over the patch grid pool nothing; a learned pool there would be an unused (DDP-breaking) module.
         self.pool = build_pool("mean" if self.needs_patches else enc.pooling, self.encoder.embed_dim)
-        self._finetune_planned = False
 
     def _build_encoder(self, cam: Any, enc: Any) -> ImageEncoder:
         p = enc.patch_size
@@ -61,6 +70,8 @@ class FrozenEncoderAgent(TorchAgent):
         return EgoStatusFeatureBuilder(self.config.ego.history_poses)
 
     def get_feature_builders(self) -> list:
+        if self.camera_builder is None:
+            return [self.ego_builder()]
         return [self.camera_builder, self.ego_builder()]
 
     def get_target_builders(self) -> list:
@@ -68,6 +79,8 @@ class FrozenEncoderAgent(TorchAgent):
         return [TrajectoryTargetBuilder(t.num_poses, t.interval_length)]
 
     def get_sensor_config(self) -> SensorConfig:
+        if self.camera_builder is None:
+            return SensorConfig.build_no_sensors()
         return self.camera_builder.sensor_config()
 
     # ------------------------------------------------------------------ image features
@@ -83,6 +96,8 @@ class FrozenEncoderAgent(TorchAgent):
 
     def image_tokens(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Patch tokens from the image (encoder runs) or from the embedding cache."""
+        if self.encoder is None:
+            raise ContractError(f"agent {self.name()!r} has no camera input")
         if "camera" in features:
             return self.encoder.tokens(features["camera"])
         if "camera_patches" in features:
@@ -97,29 +112,35 @@ class FrozenEncoderAgent(TorchAgent):
 
     # ------------------------------------------------------------------ optimisation
     def head_parameters(self) -> list[nn.Parameter]:
+        if self.encoder is None:
+            return list(self.parameters())
         enc = {id(p) for p in self.encoder.parameters()}
         return [p for p in self.parameters() if id(p) not in enc]
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {"head": self.head_parameters()}
-        if not self.encoder.frozen or self._finetune_planned:
+        if self.encoder is not None and (not self.encoder.frozen or self._finetune_planned):
             groups["encoder"] = self.encoder.trainable_parameters()
         return groups
 
     def get_optimizers(self, optim: Any, total_steps: int) -> dict[str, Any]:
         ft = getattr(optim, "finetune", None)
         self._finetune_planned = bool(ft is not None and ft.unfreeze_at_epoch is not None)
+        if self._finetune_planned and self.encoder is None:
+            raise ConfigError(f"optim.finetune is set but agent {self.name()!r} has no image encoder")
         if self._finetune_planned and not self.encoder.frozen:
             raise ConfigError("optim.finetune needs agent.encoder.frozen=true (stage 1 trains the head only)")
         return super().get_optimizers(optim, total_steps)
 
     def set_trainable_encoder_blocks(self, k: int) -> None:
+        if self.encoder is None:
+            raise ConfigError(f"agent {self.name()!r} has no image encoder to fine-tune")
         self.encoder.set_trainable_blocks(k)
 
     # ------------------------------------------------------------------ checkpoints and caches
     def external_state(self) -> dict[str, dict[str, Any]]:
         """A fully frozen encoder loaded from a directory is stored by reference (path + fingerprint)."""
-        if self.encoder.source and self.encoder.fully_frozen:
+        if self.encoder is not None and self.encoder.source and self.encoder.fully_frozen:
             return {
                 "encoder.": {
                     "path": self.encoder.source,
@@ -131,7 +152,7 @@ class FrozenEncoderAgent(TorchAgent):
 
     def embedding_spec(self) -> Any:
         """What the frozen-embedding cache needs (None while any encoder block trains)."""
-        if not self.encoder.fully_frozen:
+        if self.encoder is None or not self.encoder.fully_frozen:
             return None
         needs = self.needs_patches or self.config.encoder.pooling != "mean"
         return EmbeddingSpec(self.camera_builder, self.encoder, patches=needs)

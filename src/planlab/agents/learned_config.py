@@ -197,6 +197,9 @@ class VocabScorerConfig:
     # npy file (K, num_poses, 3) in the rear-axle frame; built by `planlab cache vocabulary` (k-means).
     vocabulary_path: str | None = None
     vocabulary_size: int = 256
+    # Metric cache of the training splits (planlab eval cache): the per-candidate PDM sub-score targets are
+    # scored against it once per token and kept in the feature cache (data.cache.path).
+    metric_cache: str | None = None
     use_camera: bool = True
     camera: CameraFeatureConfig = field(default_factory=CameraFeatureConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -266,6 +269,20 @@ class VocabScorerConfig:
                 raise ConfigError(f"{prefix}.sub_score_weights has no weight for {s!r}")
         for k in self.inference_weights:
             check_choice(f"{prefix}.inference_weights", k, ("imitation", "mix", *SUB_SCORES))
+            if k not in ("imitation", "mix") and k not in self.sub_scores:
+                raise ConfigError(
+                    f"{prefix}.inference_weights.{k} weighs a sub-score that has no head ({prefix}.sub_scores)"
+                )
+        if self.inference_weights.get("mix"):
+            need = [
+                s
+                for s in ("time_to_collision_within_bound", "comfort", "ego_progress")
+                if s not in self.sub_scores
+            ]
+            if need:
+                raise ConfigError(
+                    f"{prefix}.inference_weights.mix needs sub-score heads for {', '.join(need)}"
+                )
 
 
 #: agent registry name -> settings schema (learned agents only).

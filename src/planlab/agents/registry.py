@@ -66,6 +66,12 @@ AGENTS: dict[str, AgentSpec] = {
             "frozen ViT/I-JEPA encoder, pose queries attend to patch tokens + ego token (transformer decoder)",
             trainable=True,
         ),
+        AgentSpec(
+            "vocab_scorer",
+            "planlab.agents.vocab_scorer:VocabScorerAgent",
+            "Hydra-MDP-style scorer: k-means vocabulary, imitation + PDM sub-score heads, weighted confidence",
+            trainable=True,
+        ),
     ]
 }
 

@@ -75,5 +75,25 @@ def embeddings(
     )
 
 
+@cache_app.command("vocabulary")
+def vocabulary(
+    overrides: list[str] = typer.Argument(None, help="training-config overrides key=value"),
+    out: Path = typer.Option(..., "--out", "-o", help="output .npy (a .json sidecar records its provenance)"),
+    agent: str = typer.Option("vocab_scorer", "--agent", "-a", help="the scorer agent whose sampling to use"),
+    config: list[Path] = typer.Option(None, "--config", "-c", help="training YAML (repeatable)"),
+    size: int = typer.Option(None, "--size", "-k", help="vocabulary size (default agent.vocabulary_size)"),
+    seed: int = typer.Option(0, "--seed", help="k-means seed"),
+) -> None:
+    """k-means trajectory vocabulary over the training split's logged futures (label subset applied)."""
+    from planlab.training.cache_jobs import build_vocabulary
+
+    cfg = _cfg(agent, config, overrides)
+    res = build_vocabulary(cfg, str(out), size, seed)
+    console.print(
+        f"vocabulary {res['path']}: {res['size']} trajectories from {res['trajectories']} futures "
+        f"in {res['seconds']:.1f} s"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")

@@ -241,14 +241,14 @@ class EmbeddingStore:
             raise DataError(f"{self.dir}: no embedding for token {token} (run planlab cache embeddings)")
         si, row = index[token]
         shard = self._shards[si]
-        pooled = np.asarray(shard["pooled"][row], dtype=np.float32)
+        pooled = np.array(shard["pooled"][row], dtype=np.float32)
         grid = None
         if patches:
             if shard["patches"] is None:
                 raise DataError(
                     f"{shard['dir']}: cache holds pooled vectors only; rebuild it with patch grids"
                 )
-            grid = np.asarray(shard["patches"][row], dtype=np.float32)
+            grid = np.array(shard["patches"][row], dtype=np.float32)
         return pooled, grid
 
     def __getstate__(self) -> dict[str, Any]:

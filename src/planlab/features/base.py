@@ -67,6 +67,8 @@ class Builder(ABC):
 
     #: bump when the computation changes without a settings change, to invalidate caches
     version: ClassVar[int] = 1
+    #: costly outputs (e.g. simulating a whole vocabulary) that training must read from the feature cache
+    expensive: ClassVar[bool] = False
 
     @abstractmethod
     def get_unique_name(self) -> str:

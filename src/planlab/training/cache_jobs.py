@@ -76,3 +76,37 @@ def cache_embeddings(cfg: Any, progress: bool = True, device: str | None = None)
         "patches": spec.patches,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def build_vocabulary(
+    cfg: Any, out: str, size: int | None = None, seed: int = 0, progress: bool = True
+) -> dict[str, Any]:
+    """k-means vocabulary over the logged futures of the config's training tokens (subset applied)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from planlab.models.vocabulary import kmeans_vocabulary, save_vocabulary
+    from planlab.scene import SensorConfig
+    from planlab.training.data import load_split
+
+    t0 = time.perf_counter()
+    settings = cfg.agent
+    num_poses = settings.trajectory.num_poses
+    k = int(size or getattr(settings, "vocabulary_size", 0) or 0)
+    if k < 2:
+        raise ConfigError("give the vocabulary size (--size or agent.vocabulary_size >= 2)")
+    part = load_split(cfg, cfg.data.train_split, SensorConfig.build_no_sensors(), None, train=True)
+    futures = []
+    for token in tqdm(part.tokens, desc="futures", unit="scene", disable=not progress, leave=False):
+        scene = part.loader.get_scene_from_token(token, SensorConfig.build_no_sensors())
+        futures.append(scene.get_future_trajectory(num_poses).poses)
+    vocab = kmeans_vocabulary(np.stack(futures), k, seed)
+    info = {
+        "split": part.name,
+        "num_trajectories": len(futures),
+        "seed": seed,
+        "subset": part.summary()["subset"],
+        "tokens_sha256": part.summary()["tokens_sha256"],
+    }
+    path = save_vocabulary(vocab, out, info)
+    return {"path": str(path), "size": k, "trajectories": len(futures), "seconds": time.perf_counter() - t0}

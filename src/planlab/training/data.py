@@ -27,7 +27,7 @@ from planlab.data.subsets import (
     make_subsets,
     resolve_split,
 )
-from planlab.errors import DataError
+from planlab.errors import ConfigError, DataError
 from planlab.scene import SceneFilter
 from planlab.training.dataset import PlanningDataset, build_feature_cache
 from planlab.training.sampler import ResumableDataLoader, ResumableSampler
@@ -171,6 +171,12 @@ def prepare_training_data(
     parts = [(p.loader, p.tokens) for p in (train, val) if p is not None]
     embeddings = embedding_source_for(agent, cfg, parts, build=build_caches, progress=progress)
     fbs, tbs = agent.get_feature_builders(), agent.get_target_builders()
+    costly = [b.get_unique_name() for b in [*fbs, *tbs] if b.expensive]
+    if costly and not cfg.data.cache.path:
+        raise ConfigError(
+            f"agent {agent.name()!r} has expensive builder(s) {', '.join(costly)} computed once per token: "
+            "set data.cache.path"
+        )
     skip = embeddings.replaces if embeddings is not None else None
     cached_fbs = [b for b in fbs if b.get_unique_name() != skip]
     stats: dict[str, Any] = {}

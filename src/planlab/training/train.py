@@ -272,6 +272,8 @@ def run_training(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        # A frozen encoder is deliberately in eval mode while its head trains.
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
         trainer = pl.Trainer(
             default_root_dir=str(run.checkpoints),
             accelerator=accel,
