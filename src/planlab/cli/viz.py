@@ -22,6 +22,11 @@ def register(data_app: typer.Typer) -> None:
         cameras: bool = typer.Option(True, "--cameras/--no-cameras", help="Add the 8-camera grid."),
         history: int = typer.Option(4, "--history", help="History frames of the scene window."),
         future: int = typer.Option(10, "--future", help="Future frames of the scene window."),
+        trajectories: Path = typer.Option(
+            None,
+            "--trajectories",
+            help="JSON {token: [[x, y, heading], …]} to overlay as the planned trajectory.",
+        ),
     ) -> None:
         """Render the BEV and camera grid of scene TOKEN to a PNG (atomic write)."""
         from planlab.errors import ConfigError
@@ -31,5 +36,5 @@ def register(data_app: typer.Typer) -> None:
             raise ConfigError(f"--out must name a .png file, got {out}")
         if radius <= 0:
             raise ConfigError(f"--radius must be positive, got {radius}")
-        path = visualize_token(root, token, out, split, history, future, radius, cameras)
+        path = visualize_token(root, token, out, split, history, future, radius, cameras, trajectories)
         console.print(f"wrote {path}")

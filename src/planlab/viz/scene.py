@@ -78,14 +78,19 @@ def visualize_token(
     future: int = 10,
     radius: float = 40.0,
     cameras: bool = True,
+    trajectories: str | os.PathLike | None = None,
 ) -> Path:
     """Load scene ``token`` of ``split`` (cameras of its current frame only) and save its figure to ``out``.
 
-    A token that is no scene's current frame under the ``history``/``future`` window is a one-line DataError.
+    ``trajectories``: a JSON file ``{token: [[x, y, heading], …]}`` (current rear-axle frame, the calibration
+    set's family format); the token's poses are drawn as the planned trajectory. A token that is no scene's
+    current frame under the ``history``/``future`` window, or missing from that file, is a one-line DataError.
     """
     from planlab.data.loader import SceneLoader
     from planlab.errors import DataError
     from planlab.scene.dataclasses import SceneFilter, SensorConfig
+
+    planned = load_planned(trajectories, token) if trajectories is not None else None
 
     scene_filter = SceneFilter(
         num_history_frames=history,
@@ -117,4 +122,30 @@ def visualize_token(
             f"{blob_dir}: sensor-blob directory not found for split {loader.split}; use --no-cameras"
         )
     scene = loader.get_scene_from_token(token, sensors)
-    return save_scene_figure(scene, out, radius=radius, cameras=cameras)
+    return save_scene_figure(scene, out, planned=planned, radius=radius, cameras=cameras)
+
+
+def load_planned(path: str | os.PathLike, token: str) -> np.ndarray:
+    """The ``(N, 3)`` poses of ``token`` in a trajectory JSON ``{token: [[x, y, heading], …]}``."""
+    import json
+
+    from planlab.errors import DataError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: trajectory file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable JSON trajectory file ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object {{token: poses}}")
+    if token not in data:
+        raise DataError(f"{path}: no trajectory for token {token!r}")
+    try:
+        poses = np.asarray(data[token], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: token {token!r}: poses are not numbers") from None
+    if poses.ndim != 2 or poses.shape[1] not in (2, 3) or not len(poses) or not np.isfinite(poses).all():
+        raise DataError(f"{path}: token {token!r}: expected finite poses of shape (N, 3), got {poses.shape}")
+    return poses
