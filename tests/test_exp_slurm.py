@@ -101,17 +101,27 @@ def test_dry_run_submits_nothing(root, calib_root):
 
 
 def test_train_eval_chain_completes_and_is_harvested(root, calib_root):
-    run, _ = launch.new_experiment(root, "chain", "ego_mlp", overrides=tiny(calib_root), cluster="local-slurm",
-                                   description="chain \"test\" $(touch PWNED)")  # fmt: skip
+    """train -> eval as a 2-shard array (afterok) -> merge (afterok on the array), then harvest."""
+    run, _ = launch.new_experiment(
+        root,
+        "chain",
+        "ego_mlp",
+        overrides=tiny(calib_root, **{"eval.shards": 2}),
+        cluster="local-slurm",
+        description='chain "test" $(touch PWNED)',
+    )
     sub = launch.submit(root, "chain")
-    assert set(sub.jobs) == {"train", "eval"}
+    assert set(sub.jobs) == {"train", "eval", "merge"}
     assert wait_state(run, ("completed", "failed", "cancelled")) == "completed"
     assert wait_for(
-        lambda: scheduler_state(sub.jobs["eval"]) == "completed", 60, "sacct to see the eval job end"
+        lambda: scheduler_state(sub.jobs["merge"]) == "completed", 60, "sacct to see the merge end"
     )
-    assert (run / "eval" / "calib" / "pdm_scores.csv").is_file() and (
-        run / "eval" / "calib" / "summary.json"
-    ).is_file()
+    assert scheduler_state(sub.jobs["eval"]) == "completed"
+    shards = sorted((run / "eval" / "calib" / "shards").iterdir())
+    assert [d.name for d in shards] == ["000-of-002", "001-of-002"]
+    sizes = [len((d / "pdm_scores.csv").read_text().splitlines()) - 2 for d in shards]
+    assert sum(sizes) == 42 and min(sizes) > 0  # split by log, disjoint, complete
+    assert (run / "eval" / "calib" / "summary.json").is_file()
     rows = launch.refresh_status(root, ["chain"])
     assert rows[0]["state"] == "completed"
     row = registry.get_experiment(root, "chain")
@@ -119,10 +129,13 @@ def test_train_eval_chain_completes_and_is_harvested(root, calib_root):
     assert res["metric"] == "pdms" and res["n_scenarios"] == 42 and 0.0 <= res["score"] <= 1.0
     meta = json.loads((run / "meta.json").read_text())
     stages = [j["stage"] for j in meta["jobs"]]
-    assert stages == ["train", "eval"] and all(j["state"] == "completed" for j in meta["jobs"])
+    assert stages == ["train", "eval", "eval", "merge"] and all(
+        j["state"] == "completed" for j in meta["jobs"]
+    )
+    assert sorted(j.get("shard") for j in meta["jobs"] if j["stage"] == "eval") == ["0/2", "1/2"]
+    train_job = meta["jobs"][0]
     assert (
-        meta["jobs"][0]["job_id"] == sub.jobs["train"]
-        and meta["jobs"][0]["slurm"]["SLURM_JOB_ID"] == sub.jobs["train"]
+        train_job["job_id"] == sub.jobs["train"] and train_job["slurm"]["SLURM_JOB_ID"] == sub.jobs["train"]
     )
     assert meta["git"]["sha"] and "sha256" in meta["lock"] and meta["wall_time_s"] > 0
     assert row["checkpoint"].endswith(".ckpt") and Path(row["checkpoint"]).is_file()

@@ -57,16 +57,30 @@ class EvalSettings:
     shards: int = 1  # > 1: a SLURM array of shards plus a merge job
     checkpoint: str = "best"  # best | last
     data_root: str | None = None  # None: the training data root
+    frame_interval: int | None = 1  # scene every frame (navtest style); None: non-overlapping windows
     max_scenes: int | None = None  # cap (smoke runs)
+    workers: int | None = None  # scoring processes; None: the CPUs of the job (at most 8)
+    cache_dir: str | None = None  # metric cache; None: shared under <experiments root>/_metric_cache/
 
     def validate(self) -> None:
         check_choice("eval.metric", self.metric, ("pdms", "epdms"))
+        if self.metric != "pdms":  # ask the evaluator whether this build scores it (pdms always)
+            from planlab.evaluation.runner import check_metric
+
+            try:
+                check_metric(self.metric)
+            except ConfigError as exc:
+                raise ConfigError(f"eval.metric: {exc}") from None
         check_choice("eval.checkpoint", self.checkpoint, ("best", "last"))
         check_id(self.split, "eval.split")
         if not 1 <= self.shards <= 1000:
             raise ConfigError(f"eval.shards must be in 1..1000, got {self.shards}")
         if self.max_scenes is not None and self.max_scenes < 1:
             raise ConfigError("eval.max_scenes must be >= 1")
+        if self.frame_interval is not None and self.frame_interval < 1:
+            raise ConfigError("eval.frame_interval must be >= 1 (or null for non-overlapping windows)")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError("eval.workers must be >= 1")
 
 
 @dataclass
