@@ -75,19 +75,19 @@ def read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:
     return curves
 
 
-def _plt() -> Any:
-    import matplotlib
+def _figure(width_in: float, height_in: float) -> Any:
+    """A figure on an Agg canvas without pyplot's global state (headless, safe in any process)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width_in, height_in), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    _plt().close(fig)
+        fig.savefig(tmp, format="png", bbox_inches="tight")
 
 
 def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path, max_runs: int = 12) -> bool:
@@ -103,8 +103,8 @@ def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path, max_runs: i
     if not series:
         return False
     names = sorted({s[1] for s in series})[:4]
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+    fig = _figure(5 * len(names), 3.6)
+    axes = fig.subplots(1, len(names), squeeze=False)
     runs = sorted({s[0] for s in series})[:max_runs]
     for ax, name in zip(axes[0], names, strict=False):
         for exp_id, metric, pts in series:
@@ -125,14 +125,14 @@ def plot_scores(rows: Sequence[dict[str, Any]], path: Path) -> bool:
     scored = [r for r in rows if r.get("primary") and r["primary"].get("score") is not None]
     if not scored:
         return False
-    plt = _plt()
     import numpy as np
 
     subs = [k for k in ALL_SUBSCORES if any(k in (r["primary"].get("subscores") or {}) for r in scored)]
     labels = ["score", *[SHORT.get(s, s) for s in subs]]
     x = np.arange(len(labels))
     width = 0.8 / len(scored)
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(labels) + 0.3 * len(scored)), 3.8))
+    fig = _figure(max(6, 1.1 * len(labels) + 0.3 * len(scored)), 3.8)
+    ax = fig.subplots()
     for i, r in enumerate(scored):
         vals = [r["primary"]["score"], *[(r["primary"].get("subscores") or {}).get(s) for s in subs]]
         vals = [np.nan if v is None else v for v in vals]
@@ -157,8 +157,8 @@ def plot_groups(groups: Sequence[dict[str, Any]], path: Path, varying: Sequence[
     groups = [g for g in groups if g.get("score_mean") is not None]
     if not groups:
         return False
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(groups) + 2), 3.6))
+    fig = _figure(max(5, 0.9 * len(groups) + 2), 3.6)
+    ax = fig.subplots()
     means = [g["score_mean"] for g in groups]
     lo = [g["score_mean"] - g["score_ci_low"] for g in groups]
     hi = [g["score_ci_high"] - g["score_mean"] for g in groups]
@@ -187,8 +187,8 @@ def plot_label_fraction(rows: Sequence[dict[str, Any]], path: Path) -> bool:
         )
     if not points or all(len(v) < 2 for v in points.values()):
         return False
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig = _figure(6, 3.8)
+    ax = fig.subplots()
     for template, by_frac in sorted(points.items()):
         fracs = sorted(by_frac)
         stats = [bootstrap_ci(by_frac[f]) for f in fracs]
