@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cmp_to_key
+from functools import cmp_to_key, lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -120,6 +120,89 @@ def clip_polygon_near(points: list[list[float]], near: float) -> list[list[float
     return out
 
 
+_SKY_LUT = 1024  # sky colour table entries over elevations 0 … 90°
+_NOISE_PAD = 64  # the noise field is this much larger than the image: 64 × 64 random offsets per frame
+
+
+@lru_cache(maxsize=8)
+def _noise_field(h: int, w: int, std: float, k: int) -> np.ndarray:
+    """A fixed field of Gaussian sensor noise ``(h, w, 3)`` as uint8 in [0, 2k] (add, then subtract k);
+    each frame reads it at a seeded random offset. Cached and read-only."""
+    rng = np.random.default_rng(20240601)
+    field_ = np.clip(np.rint(rng.standard_normal((h, w, 3)) * std) + k, 0, 2 * k).astype(np.uint8)
+    field_.flags.writeable = False
+    return field_
+
+
+@dataclass(frozen=True)
+class _CameraGeometry:
+    """Lighting-independent precomputation of one camera: sky LUT index per pixel and ground row segments
+    ``(level, row0, row1, rows (R, 4) = x0, y0, dx, dy, distance (R, W) float32, fog dither (R, W))``."""
+
+    sky_index: np.ndarray
+    segments: tuple[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray], ...]
+
+
+def _camera_key(cam: PinholeCamera) -> tuple:
+    return (
+        cam.width,
+        cam.height,
+        cam.intrinsics.tobytes(),
+        cam.sensor2lidar_rotation.tobytes(),
+        cam.sensor2lidar_translation.tobytes(),
+    )
+
+
+@lru_cache(maxsize=64)
+def _camera_geometry(key: tuple, levels: tuple[RasterLevel, ...], max_ground: float) -> _CameraGeometry:
+    """Per-pixel rays of a camera and where they meet the ground; shared by every log with the same rig."""
+    w, h = key[0], key[1]
+    k = np.frombuffer(key[2]).reshape(3, 3)
+    rot = np.frombuffer(key[3]).reshape(3, 3)
+    o = np.frombuffer(key[4])
+    u = np.arange(w) + 0.5
+    v = np.arange(h) + 0.5
+    uu, vv = np.meshgrid(u, v)
+    # Unnormalised rays with camera-z = 1, so the ray parameter of a hit equals its depth.
+    d_cam = np.stack([(uu - k[0, 2]) / k[0, 0], (vv - k[1, 2]) / k[1, 1], np.ones_like(uu)], axis=-1)
+    d = d_cam @ rot.T  # (H, W, 3) ego frame
+    elev = np.arctan2(d[..., 2], np.hypot(d[..., 0], d[..., 1]))
+    sky_index = np.rint(np.clip(elev, 0.0, math.pi / 2) / (math.pi / 2) * (_SKY_LUT - 1)).astype(np.int32)
+    dz = d[:, 0, 2]  # constant along a row without roll
+    with np.errstate(divide="ignore"):
+        t_row = np.where(dz < -1e-9, -o[2] / np.where(dz < -1e-9, dz, -1.0), np.inf)
+    gx = o[0] + t_row[:, None] * d[..., 0]
+    gy = o[1] + t_row[:, None] * d[..., 1]
+    with np.errstate(invalid="ignore"):
+        dist = np.hypot(gx, gy).max(axis=1)
+    row_level = np.full(h, -1, dtype=np.int64)
+    for r in range(h):
+        if not np.isfinite(t_row[r]) or dist[r] > max_ground:
+            continue
+        for lvl, lv in enumerate(levels):
+            if dist[r] < lv.radius - 2.0 * lv.resolution:
+                row_level[r] = lvl
+                break
+    dither_rng = np.random.default_rng(12345)  # a fixed dither pattern: part of the camera, not of a log
+    segments = []
+    r = 0
+    while r < h:
+        lvl = row_level[r]
+        r1 = r + 1
+        while r1 < h and row_level[r1] == lvl:
+            r1 += 1
+        if lvl >= 0:
+            x0, y0 = gx[r:r1, 0], gy[r:r1, 0]
+            dx = (gx[r:r1, -1] - x0) / max(w - 1, 1)
+            dy = (gy[r:r1, -1] - y0) / max(w - 1, 1)
+            rows = np.stack([x0, y0, dx, dy], axis=1)
+            ray_dist = (t_row[r:r1, None] * np.linalg.norm(d[r:r1], axis=-1)).astype(np.float32)
+            dither = dither_rng.random(ray_dist.shape, dtype=np.float32)
+            segments.append((int(lvl), r, r1, rows, ray_dist, dither))
+        r = r1
+    return _CameraGeometry(sky_index, tuple(segments))
+
+
 class CameraRenderer:
     """Renders all cameras of a rig for one log (static geometry fixed, ego and objects moving).
 
@@ -141,7 +224,7 @@ class CameraRenderer:
         if isinstance(static, GroundRaster):
             self.raster = static
         else:
-            self.raster = GroundRaster(static, self.config.levels or default_levels(rig), seed=seed)
+            self.raster = GroundRaster(static, self.config.levels or default_levels(rig))
         for cam in rig:
             right = cam.sensor2lidar_rotation[:, 0]
             if abs(right[2]) > 1e-6:
@@ -158,8 +241,8 @@ class CameraRenderer:
         self._shadow_color = self.lighting.shade(
             np.array(GROUND_ALBEDO[GroundClass.ROAD][0]) * 0.45, np.array([0.0, 0.0, 1.0])
         )
-        self._plans = [self._plan(cam, seed + 17 * i) for i, cam in enumerate(rig)]
-        self._noise = self._build_noise(seed)
+        self._plans = [self._plan(cam) for cam in rig]
+        self._noise = self._build_noise()
 
     # -- precomputation ----------------------------------------------------------------------------------------
     def _compress(self, colors: np.ndarray) -> np.ndarray:
@@ -169,87 +252,42 @@ class CameraRenderer:
 
     def _build_palette(self) -> np.ndarray:
         """``(fog_levels * 256, 3)`` uint8: colour of raster value ``class << 4 | variant`` at each fog level."""
-        light = self.lighting
-        up = np.array([0.0, 0.0, 1.0])
-        base = np.zeros((256, 3))
-        for value in range(256):
-            klass, variant = value >> 4, value & 15
-            try:
-                albedo, amp = GROUND_ALBEDO[GroundClass(klass)]
-            except (ValueError, KeyError):
-                base[value] = self._haze
-                continue
-            factor = 1.0 + amp * (variant - 8) / 8.0
-            base[value] = light.shade(np.array(albedo) * factor, up)
-        beyond = np.arange(256) >> 4 == int(GroundClass.BEYOND)
+        values = np.arange(256)
+        albedo = np.tile(self._haze, (256, 1))
+        known = np.zeros(256, dtype=bool)
+        for klass, (color, amp) in GROUND_ALBEDO.items():
+            sel = values >> 4 == int(klass)
+            albedo[sel] = np.outer(1.0 + amp * ((values[sel] & 15) - 8) / 8.0, color)
+            known |= sel
+        base = np.where(known[:, None], self.lighting.shade(albedo, np.array([0.0, 0.0, 1.0])), self._haze)
         nf = self.config.fog_levels
-        pal = np.empty((nf, 256, 3))
-        for level in range(nf):
-            f = level / (nf - 1)
-            pal[level] = (1.0 - f) * base + f * self._haze
-            pal[level, beyond] = self._haze
+        f = (np.arange(nf) / (nf - 1))[:, None, None]
+        pal = (1.0 - f) * base[None] + f * self._haze
+        pal[:, values >> 4 == int(GroundClass.BEYOND)] = self._haze
         return np.rint(self._compress(pal.reshape(-1, 3))).astype(np.uint8)
 
-    def _plan(self, cam: PinholeCamera, seed: int) -> _CameraPlan:
-        w, h = cam.width, cam.height
-        u = np.arange(w) + 0.5
-        v = np.arange(h) + 0.5
-        uu, vv = np.meshgrid(u, v)
-        # Unnormalised rays with camera-z = 1, so the ray parameter of a hit equals its depth.
-        d_cam = np.stack([(uu - cam.cx) / cam.fx, (vv - cam.cy) / cam.fy, np.ones_like(uu)], axis=-1)
-        d = d_cam @ cam.sensor2lidar_rotation.T  # (H, W, 3) ego frame
-        o = cam.sensor2lidar_translation
-        # Sky / haze background from the elevation of each pixel's ray.
-        elev = np.arctan2(d[..., 2], np.hypot(d[..., 0], d[..., 1]))
-        sky = self.lighting.sky(np.clip(elev, 0.0, None))
-        background = np.rint(self._compress(sky)).astype(np.uint8)
+    def _plan(self, cam: PinholeCamera) -> _CameraPlan:
+        """Background and ground segments of one camera: cached geometry + this renderer's lighting."""
+        geo = _camera_geometry(_camera_key(cam), self.raster.levels, self._max_ground)
+        lut = np.rint(self._compress(self.lighting.sky(np.linspace(0.0, math.pi / 2, _SKY_LUT)))).astype(
+            np.uint8
+        )
+        background = np.take(lut, geo.sky_index, axis=0)
         plan = _CameraPlan(cam, background)
-        dz = d[:, 0, 2]  # constant along a row without roll
-        levels = self.raster.levels
-        row_level = np.full(h, -1, dtype=np.int64)
-        with np.errstate(divide="ignore"):
-            t_row = np.where(dz < -1e-9, -o[2] / np.where(dz < -1e-9, dz, -1.0), np.inf)
-        gx = o[0] + t_row[:, None] * d[..., 0]
-        gy = o[1] + t_row[:, None] * d[..., 1]
-        with np.errstate(invalid="ignore"):
-            dist = np.hypot(gx, gy).max(axis=1)
-        for r in range(h):
-            if not np.isfinite(t_row[r]) or dist[r] > self._max_ground:
-                continue
-            for k, lv in enumerate(levels):
-                if dist[r] < lv.radius - 2.0 * lv.resolution:
-                    row_level[r] = k
-                    break
-        # Fog: by the Euclidean distance camera → ground point, dithered between the quantised levels.
-        rng = np.random.default_rng(seed)
         nf = self.config.fog_levels
-        r = 0
-        while r < h:
-            k = row_level[r]
-            r1 = r + 1
-            while r1 < h and row_level[r1] == k:
-                r1 += 1
-            if k >= 0:
-                x0, y0 = gx[r:r1, 0], gy[r:r1, 0]
-                dx = (gx[r:r1, -1] - x0) / max(w - 1, 1)
-                dy = (gy[r:r1, -1] - y0) / max(w - 1, 1)
-                rng_dist = t_row[r:r1, None] * np.linalg.norm(d[r:r1], axis=-1)
-                f = self.lighting.fog(rng_dist, self._max_ground) * (nf - 1)
-                f = np.clip(np.floor(f + rng.random(f.shape)), 0, nf - 1)
-                rows = np.stack([x0, y0, dx, dy], axis=1)
-                plan.segments.append(_GroundSegment(int(k), r, r1, rows, (f * 256).astype(np.uint16)))
-            r = r1
+        for level, r0, r1, rows, dist, dither in geo.segments:
+            # Fog: by the Euclidean distance camera → ground point, dithered between the quantised levels.
+            f = self.lighting.fog(dist, self._max_ground) * (nf - 1)
+            f = np.clip(np.floor(f + dither), 0, nf - 1)
+            plan.segments.append(_GroundSegment(level, r0, r1, rows, (f * 256).astype(np.uint16)))
         return plan
 
-    def _build_noise(self, seed: int) -> np.ndarray | None:
+    def _build_noise(self) -> np.ndarray | None:
         if self._k == 0:
             return None
-        rng = np.random.default_rng(seed + 1)
-        pad = 64
-        h = max(c.height for c in self.rig) + pad
-        w = max(c.width for c in self.rig) + pad
-        n = np.rint(rng.standard_normal((h, w, 3)) * self.config.noise_std) + self._k
-        return np.clip(n, 0, 2 * self._k).astype(np.uint8)
+        h = max(c.height for c in self.rig) + _NOISE_PAD
+        w = max(c.width for c in self.rig) + _NOISE_PAD
+        return _noise_field(h, w, self.config.noise_std, self._k)
 
     # -- per frame ---------------------------------------------------------------------------------------------
     def render(

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -266,16 +267,23 @@ class RasterLevel:
     texture: float = 1.0  # amplitude of the texture variants (0: flat colours)
 
 
-def _texture_pattern(size: int, amplitude: float, rng: np.random.Generator) -> np.ndarray:
-    """A tileable ``size``×``size`` uint8 field of variants 0…15 (mean 8): smooth blotches plus fine grain."""
+@lru_cache(maxsize=16)
+def _texture_pattern(size: int, amplitude: float, seed: int) -> np.ndarray:
+    """A tileable ``size``×``size`` uint8 field of variants 0…15 (mean 8): smooth blotches plus fine grain.
+
+    Cached (read-only): every log with the same seed shares it.
+    """
     from scipy.ndimage import zoom
 
+    rng = np.random.default_rng([seed, size, int(amplitude * 1000)])
     coarse = rng.standard_normal((size // 16, size // 16))
     smooth = zoom(coarse, 16, order=1, mode="grid-wrap")[:size, :size]
     grain = rng.standard_normal((size, size))
     field_ = 0.8 * smooth / max(smooth.std(), 1e-9) + 0.6 * grain
     field_ = 8.0 + amplitude * 3.0 * field_ / max(field_.std(), 1e-9)
-    return np.clip(np.rint(field_), 0, 15).astype(np.uint8)
+    out = np.clip(np.rint(field_), 0, 15).astype(np.uint8)
+    out.flags.writeable = False
+    return out
 
 
 class _LevelBuffer:
@@ -287,7 +295,8 @@ class _LevelBuffer:
         if t & (t - 1):
             raise ValueError(f"tile_cells must be a power of two, got {t}")
         radius_cells = level.radius / level.resolution
-        tiles_needed = int(math.ceil(2 * radius_cells / t)) + 2
+        # A window [c − r, c + r] touches at most floor(2r / t) + 2 tiles per axis: slots never collide.
+        tiles_needed = int(math.floor(2 * radius_cells / t)) + 2
         n = 1
         while n < tiles_needed:
             n *= 2
@@ -302,7 +311,10 @@ class _LevelBuffer:
 
 
 class GroundRaster:
-    """Lazily rasterised, multi-resolution class map of a :class:`StaticGeometry` around a moving ego."""
+    """Lazily rasterised, multi-resolution class map of a :class:`StaticGeometry` around a moving ego.
+
+    ``seed`` picks the texture pattern (the default gives every log the same world-fixed asphalt and grass).
+    """
 
     DEFAULT_LEVELS: tuple[RasterLevel, ...] = (
         RasterLevel(resolution=0.05, radius=40.0, texture=1.0),
@@ -315,12 +327,11 @@ class GroundRaster:
         self.levels = tuple(levels) if levels is not None else self.DEFAULT_LEVELS
         if not self.levels:
             raise ValueError("GroundRaster needs at least one level")
-        rng = np.random.default_rng(seed)
         self._buffers = []
         for lv in self.levels:
             psize = max(lv.tile_cells, 512)
             psize -= psize % lv.tile_cells
-            self._buffers.append(_LevelBuffer(lv, _texture_pattern(psize, lv.texture, rng)))
+            self._buffers.append(_LevelBuffer(lv, _texture_pattern(psize, lv.texture, seed)))
         self.tiles_rasterised = 0
         self._cols: dict[int, np.ndarray] = {}
 
@@ -333,8 +344,10 @@ class GroundRaster:
 
     # -- tile management ----------------------------------------------------------------------------------------
     def prepare(self, center_xy: np.ndarray, radius: float | None = None) -> None:
-        """Make sure every tile within each level's window (or ``radius``, if smaller) of ``center_xy`` is present."""
+        """Rasterise the tiles each level can be asked for around ``center_xy``: those meeting the ring between
+        half the next finer level's radius and this level's radius. ``radius`` optionally shrinks every window."""
         c = np.asarray(center_xy, dtype=np.float64)[:2] - self.static.origin
+        inner = 0.0
         for buf in self._buffers:
             lv = buf.level
             r = lv.radius if radius is None else min(radius, lv.radius)
@@ -342,11 +355,22 @@ class GroundRaster:
             tx0, tx1 = int(math.floor((c[0] - r) / tsize)), int(math.floor((c[0] + r) / tsize))
             ty0, ty1 = int(math.floor((c[1] - r) / tsize)), int(math.floor((c[1] + r) / tsize))
             for ty in range(ty0, ty1 + 1):
+                y0, y1 = ty * tsize - c[1], (ty + 1) * tsize - c[1]
+                ny = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
+                fy = max(abs(y0), abs(y1))
                 for tx in range(tx0, tx1 + 1):
+                    x0, x1 = tx * tsize - c[0], (tx + 1) * tsize - c[0]
+                    nx = 0.0 if x0 <= 0.0 <= x1 else min(abs(x0), abs(x1))
+                    fx = max(abs(x0), abs(x1))
+                    if math.hypot(nx, ny) > r or math.hypot(fx, fy) < inner:
+                        continue  # outside this level's disc, or wholly inside the finer level's
                     slot = (tx % buf.n_tiles, ty % buf.n_tiles)
                     if buf.keys.get(slot) != (tx, ty):
                         self._rasterise(buf, tx, ty)
                         buf.keys[slot] = (tx, ty)
+            # Cameras assign whole image rows to a level by the row's farthest pixel, so a coarse row can hold
+            # pixels well inside the finer window (its centre is nearer than its ends): keep a wide margin.
+            inner = 0.5 * lv.radius
 
     def _rasterise(self, buf: _LevelBuffer, tx: int, ty: int) -> None:
         lv = buf.level

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -149,6 +150,81 @@ class _SensorRays:
         self.origin = np.asarray(spec.position, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class _RayTables:
+    """Everything about the fixed ray grid of a sensor set (read-only, shared between logs)."""
+
+    sensors: tuple[_SensorRays, ...]
+    n_rays: int
+    dirs: np.ndarray  # (R, 3) unit directions, ego frame
+    origins: np.ndarray  # (R, 3)
+    ring: np.ndarray  # (R,) float32
+    lidar_id: np.ndarray  # (R,) float32
+    min_range: np.ndarray
+    max_range: np.ndarray
+    t_ground: np.ndarray  # (R,) range to the ground plane (inf: none)
+    ground_valid: np.ndarray  # (R,) a ground return within range and outside the ego body
+    ground_lookup: tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray], ...]  # (level, rays, x, y) per level
+    ground_rays: np.ndarray  # the rays of ground_lookup, concatenated
+    cos_ground: np.ndarray  # (R,) float32 |cos| of incidence on the ground
+    table: np.ndarray  # (R, 8) float32: direction, origin, ring, id
+
+
+@lru_cache(maxsize=8)
+def _ray_tables(sensors: tuple[LidarSpec, ...], levels: tuple[RasterLevel, ...]) -> _RayTables:
+    srs = []
+    base = 0
+    for spec in sensors:
+        srs.append(_SensorRays(spec, base))
+        base += spec.n_rays
+    dirs = np.concatenate([s.dirs for s in srs])
+    origins = np.concatenate([np.broadcast_to(s.origin, s.dirs.shape) for s in srs])
+    ring = np.concatenate([s.ring for s in srs]).astype(np.float32)
+    lidar_id = np.concatenate([np.full(s.spec.n_rays, s.spec.lidar_id, dtype=np.float32) for s in srs])
+    min_range = np.concatenate([np.full(s.spec.n_rays, s.spec.min_range) for s in srs])
+    max_range = np.concatenate([np.full(s.spec.n_rays, s.spec.max_range) for s in srs])
+    dz = dirs[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_ground = np.where(dz < -1e-9, -origins[:, 2] / dz, np.inf)  # ground plane z = 0
+    # Ground returns are fixed in the ego frame for the whole log: which rays give one, where it lands, and
+    # which raster level serves its class lookup.
+    g = np.isfinite(t_ground) & (t_ground >= min_range) & (t_ground <= max_range)
+    gp = origins + np.where(np.isfinite(t_ground), t_ground, 0.0)[:, None] * dirs
+    ground_valid = g & ~_in_ego_body(gp)
+    lookup = []
+    rays = np.flatnonzero(ground_valid)
+    r = np.hypot(gp[rays, 0], gp[rays, 1])
+    todo = np.ones(len(rays), dtype=bool)
+    for k, lv in enumerate(levels):
+        sel = todo & (r < lv.radius - lv.resolution)
+        if sel.any():
+            xy = gp[rays[sel], :2].astype(np.float32)
+            lookup.append((k, rays[sel], xy[:, 0].copy(), xy[:, 1].copy()))
+            todo &= ~sel
+    ground_rays = np.concatenate([x[1] for x in lookup]) if lookup else np.zeros(0, dtype=np.int64)
+    table = np.concatenate([dirs, origins, ring[:, None], lidar_id[:, None]], axis=1).astype(np.float32)
+    out = _RayTables(
+        tuple(srs),
+        base,
+        dirs,
+        origins,
+        ring,
+        lidar_id,
+        min_range,
+        max_range,
+        t_ground,
+        ground_valid,
+        tuple(lookup),
+        ground_rays,
+        np.abs(dirs[:, 2]).astype(np.float32),
+        table,
+    )
+    for value in vars(out).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return out
+
+
 class LidarCaster:
     """Casts the merged point cloud for one log; build once, call :meth:`cast` per frame."""
 
@@ -166,49 +242,15 @@ class LidarCaster:
             )
         self.raster = static
         self._rng = np.random.default_rng(seed)
-        self._sensors: list[_SensorRays] = []
-        base = 0
-        for spec in self.config.sensors:
-            sr = _SensorRays(spec, base)
-            self._sensors.append(sr)
-            base += spec.n_rays
-        self.n_rays = base
-        self.dirs = np.concatenate([s.dirs for s in self._sensors])
-        self.origins = np.concatenate([np.broadcast_to(s.origin, s.dirs.shape) for s in self._sensors])
-        self.ring = np.concatenate([s.ring for s in self._sensors]).astype(np.float32)
-        self.lidar_id = np.concatenate(
-            [np.full(s.spec.n_rays, s.spec.lidar_id, dtype=np.float32) for s in self._sensors]
-        )
-        self.min_range = np.concatenate([np.full(s.spec.n_rays, s.spec.min_range) for s in self._sensors])
-        self.max_range = np.concatenate([np.full(s.spec.n_rays, s.spec.max_range) for s in self._sensors])
-        dz = self.dirs[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.t_ground = np.where(dz < -1e-9, -self.origins[:, 2] / dz, np.inf)  # ground plane z = 0
-        # Ground returns are fixed in the ego frame for the whole log: precompute which rays give one, where it
-        # lands, and which raster level serves its class lookup.
-        g = np.isfinite(self.t_ground) & (self.t_ground >= self.min_range) & (self.t_ground <= self.max_range)
-        gp = self.origins + np.where(np.isfinite(self.t_ground), self.t_ground, 0.0)[:, None] * self.dirs
-        self.ground_valid = g & ~_in_ego_body(gp)
-        self._ground_lookup: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
-        if self.raster is not None:
-            rays = np.flatnonzero(self.ground_valid)
-            r = np.hypot(gp[rays, 0], gp[rays, 1])
-            todo = np.ones(len(rays), dtype=bool)
-            for k, lv in enumerate(self.raster.levels):
-                sel = todo & (r < lv.radius - lv.resolution)
-                if sel.any():
-                    xy = gp[rays[sel], :2].astype(np.float32)
-                    self._ground_lookup.append((k, rays[sel], xy[:, 0].copy(), xy[:, 1].copy()))
-                    todo &= ~sel
-        self._ground_rays = (
-            np.concatenate([r for _, r, _, _ in self._ground_lookup])
-            if self._ground_lookup
-            else np.zeros(0, int)
-        )
-        self._cos_ground = np.abs(self.dirs[:, 2]).astype(np.float32)
-        self._table = np.concatenate(
-            [self.dirs, self.origins, self.ring[:, None], self.lidar_id[:, None]], axis=1
-        ).astype(np.float32)
+        rays = _ray_tables(self.config.sensors, self.raster.levels if self.raster is not None else ())
+        self._sensors = rays.sensors
+        self.n_rays = rays.n_rays
+        self.dirs, self.origins = rays.dirs, rays.origins
+        self.ring, self.lidar_id = rays.ring, rays.lidar_id
+        self.min_range, self.max_range = rays.min_range, rays.max_range
+        self.t_ground, self.ground_valid = rays.t_ground, rays.ground_valid
+        self._ground_lookup, self._ground_rays = rays.ground_lookup, rays.ground_rays
+        self._cos_ground, self._table = rays.cos_ground, rays.table
 
     def cast(
         self,

@@ -66,7 +66,14 @@ def camera_rotation(yaw: float, pitch: float = 0.0) -> np.ndarray:
     cp, sp = math.cos(pitch), math.sin(pitch)
     forward = np.array([cp * cy, cp * sy, -sp])
     right = np.array([sy, -cy, 0.0])
-    down = np.cross(forward, right)  # z × x = y for a right-handed camera frame
+    # y = z × x for a right-handed camera frame (written out: np.cross is slow for 3-vectors).
+    down = np.array(
+        [
+            forward[1] * right[2] - forward[2] * right[1],
+            forward[2] * right[0] - forward[0] * right[2],
+            forward[0] * right[1] - forward[1] * right[0],
+        ]
+    )
     return np.stack([right, down, forward], axis=1)
 
 

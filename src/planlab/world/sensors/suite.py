@@ -51,7 +51,7 @@ class SensorSuite:
         lidar_reach = max(s.max_range for s in cfg.lidar.sensors) + 5.0
         if cfg.lidar_enabled and max(lv.radius for lv in levels) < lidar_reach:
             levels.append(RasterLevel(resolution=0.8, radius=lidar_reach, tile_cells=128, texture=0.25))
-        self.raster = GroundRaster(static, tuple(levels), seed=seed)
+        self.raster = GroundRaster(static, tuple(levels))  # one world-fixed ground texture for every log
         self.renderer = (
             CameraRenderer(self.rig, self.raster, cfg.lighting, cfg.render, seed=seed)
             if cfg.cameras_enabled
