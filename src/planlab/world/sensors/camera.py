@@ -349,7 +349,10 @@ class CameraRenderer:
             - np.einsum("ci,cij->cj", pos, rot)[:, None, None, :]
         )
         z = pc[..., 2]  # (C, P, 8)
-        part_dist = np.linalg.norm(scene.center[None] - pos[:, None], axis=-1)  # (C, P)
+        # Nearest possible distance of each part (centre distance − bounding radius): long buildings count.
+        part_dist = np.linalg.norm(scene.center[None] - pos[:, None], axis=-1) - np.linalg.norm(
+            scene.parts.half, axis=-1
+        )  # (C, P)
         zc = np.maximum(z, near)
         u = k[:, 0, None, None] * pc[..., 0] / zc + k[:, 2, None, None]
         v = k[:, 1, None, None] * pc[..., 1] / zc + k[:, 3, None, None]
