@@ -1,9 +1,10 @@
 """Dynamic scene content for the sensors: 3-D object boxes, traffic-light heads, and their box "parts".
 
-Both sensors see the same geometry: every object becomes one or a few axis-aligned-in-yaw boxes ("parts": a car
-is a body plus a glass cabin, a pedestrian legs plus torso, a traffic light a pole plus a housing), each with a
-colour (camera) and a material (LiDAR intensity). Traffic-light lamps are small emissive discs on the housing's
-front face, visible to the cameras only.
+Both sensors see the same geometry: every object becomes one or a few upright, yawed boxes ("parts": a car is
+wheels/underbody, body and glass cabin, a pedestrian legs plus torso, a traffic light a pole plus a housing, a
+building one box or one box per wall), each with a colour (camera) and a material (LiDAR intensity). The parts
+of one object form a "group" (the unit of the cameras' painter's order). Traffic-light lamps are small emissive
+discs on the housing's front face, visible to the cameras only.
 """
 
 from __future__ import annotations
