@@ -283,3 +283,43 @@ def test_eval_cli_does_not_import_torch() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_epdms_run_on_the_calibration_set(loader, tmp_path: Path) -> None:
+    factory = AgentFactory(build_agent, ("log_replay",), {}, label="log_replay")
+    result = evaluate_agent(
+        factory, loader, tmp_path / "out", metric="epdms", cache_dir=tmp_path / "cache", progress=False
+    )
+    header = (tmp_path / "out" / "pdm_scores.csv").read_text().splitlines()[0].split(",")
+    assert header[1:] == [
+        "token",
+        "valid",
+        "no_at_fault_collisions",
+        "drivable_area_compliance",
+        "driving_direction_compliance",
+        "traffic_light_compliance",
+        "ego_progress",
+        "time_to_collision_within_bound",
+        "lane_keeping",
+        "history_comfort",
+        "two_frame_extended_comfort",
+        "score",
+    ]
+    assert (tmp_path / "out" / "pdm_scores.csv").read_text().splitlines()[-1].split(",")[
+        1
+    ] == "average_all_frames"
+    assert result.summary["num_valid"] == 42
+    first_of_log = {}
+    for r in result.rows:
+        first_of_log.setdefault(r.log_name, r.token)
+        ec = r.values["two_frame_extended_comfort"]
+        assert np.isnan(ec) == (first_of_log[r.log_name] == r.token)  # no predecessor → EC NaN
+        # the expert never runs a red light, leaves the road or drives against traffic
+        assert r.values["traffic_light_compliance"] == r.values["drivable_area_compliance"] == 1.0
+    assert result.summary["score"] > 0.85
+    # the same cache also serves PDMS and reproduces NAVSIM v1.1
+    traj = tmp_path / "h.json"
+    shutil.copy(ROOT / "tests" / "data" / "navsim_calibration" / "trajectories" / "human.json", traj)
+    v11 = evaluate_trajectory_file(traj, tmp_path / "cache", tmp_path / "v11")
+    assert v11.summary["score"] == pytest.approx(0.9018164255154411, abs=1e-9)

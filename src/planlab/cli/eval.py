@@ -15,7 +15,7 @@ from planlab.cli._common import console, print_json
 
 eval_app = typer.Typer(
     name="eval",
-    help="PDM score (NAVSIM v1.1 PDMS): metric cache, agent runs, trajectory files, shard merging.",
+    help="PDM score (NAVSIM v1.1 PDMS, v2 EPDMS): metric cache, agent runs, trajectory files, shard merging.",
     no_args_is_help=True,
 )
 
@@ -53,6 +53,9 @@ def cache(
     out: Path = typer.Option(..., "--out", help="Metric cache directory to create or complete."),
     workers: int = _WORKERS,
     rebuild: bool = typer.Option(False, "--rebuild", help="Recompute entries that already exist."),
+    metric: str = typer.Option(
+        "pdms", "--metric", help="pdms (NAVSIM v1.1) or epdms (adds the NAVSIM v2 parts)."
+    ),
     history: int = _HISTORY,
     future: int = _FUTURE,
     frame_interval: int = _INTERVAL,
@@ -60,9 +63,12 @@ def cache(
 ) -> None:
     """Build the metric cache of a split (PDM-Closed, interpolated ground truth, drivable map per scene)."""
     from planlab.evaluation.cache import build_cache
+    from planlab.evaluation.runner import check_metric
 
+    check_metric(metric)
     loader = _loader(data, split, history, future, frame_interval)
-    report = build_cache(loader, out, workers=workers, rebuild=rebuild, progress=progress)
+    metrics = ("pdms",) if metric == "pdms" else ("pdms", "epdms")
+    report = build_cache(loader, out, workers=workers, rebuild=rebuild, progress=progress, metrics=metrics)
     console.print(
         f"metric cache {report.root}: {len(report.built)} built, {len(report.reused)} reused, "
         f"{len(report.failed)} failed ({report.seconds:.1f} s, "
@@ -92,7 +98,9 @@ def run(
     ),
     data: Path = _DATA,
     split: str = _SPLIT,
-    metric: str = typer.Option("pdms", "--metric", help="pdms (NAVSIM v1.1)."),
+    metric: str = typer.Option(
+        "pdms", "--metric", help="pdms (NAVSIM v1.1 PDMS) or epdms (NAVSIM v2 EPDMS)."
+    ),
     out: Path = typer.Option(
         ..., "--out", help="Output directory (pdm_scores.csv, summary.json, failures.csv)."
     ),
@@ -142,7 +150,9 @@ def score(
     ),
     cache_dir: Path = typer.Option(..., "--cache", help="Metric cache directory."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
-    metric: str = typer.Option("pdms", "--metric", help="pdms (NAVSIM v1.1)."),
+    metric: str = typer.Option(
+        "pdms", "--metric", help="pdms (NAVSIM v1.1 PDMS) or epdms (NAVSIM v2 EPDMS)."
+    ),
     interval: float = typer.Option(0.5, "--interval", help="Seconds between consecutive poses."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

@@ -35,12 +35,80 @@ from planlab.sim.world import DrivableMap
 
 FORMAT_VERSION = 1
 # bump when any agent-independent number the cache stores would change
-SCORER_VERSION = "navsim-v1.1-pdms/planlab-1"
+SCORER_VERSION = "navsim-v1.1-pdms+navsim-main-epdms/planlab-1"
 INDEX_FILE = "index.json"
 
 
 class CacheEntryError(DataError):
     """A cache entry is missing, unreadable or from another format/scorer version."""
+
+
+def _polygons_to_arrays(prefix: str, polygons: np.ndarray) -> dict[str, np.ndarray]:
+    """Polygons as coordinate arrays + ring/polygon offsets (shapely ragged arrays; no pickle)."""
+    if len(polygons) == 0:
+        return {
+            f"{prefix}_coords": np.zeros((0, 2)),
+            f"{prefix}_ring_offsets": np.zeros(1, np.int64),
+            f"{prefix}_offsets": np.zeros(1, np.int64),
+        }
+    geometry_type, coords, offsets = shapely.to_ragged_array(polygons)
+    if geometry_type != shapely.GeometryType.POLYGON:
+        raise DataError(f"expected polygons, got {geometry_type!r}")
+    return {
+        f"{prefix}_coords": np.asarray(coords, dtype=np.float64),
+        f"{prefix}_ring_offsets": np.asarray(offsets[0], dtype=np.int64),
+        f"{prefix}_offsets": np.asarray(offsets[1], dtype=np.int64),
+    }
+
+
+def _polygons_from_arrays(prefix: str, arrays: dict[str, np.ndarray], count: int) -> np.ndarray:
+    if count == 0:
+        return np.empty(0, dtype=object)
+    return shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON,
+        arrays[f"{prefix}_coords"],
+        (arrays[f"{prefix}_ring_offsets"], arrays[f"{prefix}_offsets"]),
+    )
+
+
+def _gt_to_arrays(prefix: str, g: GTObservation) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_boxes": np.stack([g.x, g.y, g.heading]),
+        f"{prefix}_present": g.present,
+        f"{prefix}_sizes": np.stack([g.length, g.width, g.speed]) if len(g.tokens) else np.zeros((3, 0)),
+    }
+
+
+def _gt_from_arrays(
+    prefix: str, arrays: dict[str, np.ndarray], tokens: list[str], names: list[str]
+) -> GTObservation:
+    boxes, sizes = arrays[f"{prefix}_boxes"], arrays[f"{prefix}_sizes"]
+    return GTObservation(
+        tokens=list(tokens),
+        names=list(names),
+        x=boxes[0],
+        y=boxes[1],
+        heading=boxes[2],
+        present=arrays[f"{prefix}_present"].astype(bool),
+        length=sizes[0],
+        width=sizes[1],
+        speed=sizes[2],
+    )
+
+
+@dataclass
+class V2Parts:
+    """What a cache entry adds for NAVSIM v2 (EPDMS); see :mod:`planlab.evaluation.epdms`."""
+
+    gt: GTObservation  # 41 steps (frames 0..8)
+    red_light_ids: list[list[str]]  # per future 2 Hz frame, red on-route connectors
+    red_light_polygons: dict[str, Any]  # connector id → polygon
+    history_states: np.ndarray  # (14|15, 11) logged past for history comfort
+    human_poses: np.ndarray  # (8, 3) logged future, current rear-axle frame
+    human_subscores: dict[str, float]  # the human filter's reference
+    pdm_poses: np.ndarray  # (51, 3) PDM-Closed selected with the v2 scorer
+    pdm_states: np.ndarray  # (41, 11) simulated against the v2 ground truth
+    pdm_subscores: dict[str, float]
 
 
 @dataclass
@@ -64,6 +132,11 @@ class MetricCacheEntry:
     drivable: DrivableMap
     gt_v11: GTObservation
     extra: dict[str, Any] = field(default_factory=dict)
+    v2: V2Parts | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("pdms", "epdms") if self.v2 is not None else ("pdms",)
 
     @cached_property
     def initial_state(self) -> np.ndarray:
@@ -73,30 +146,49 @@ class MetricCacheEntry:
     def centerline(self) -> shapely.LineString:
         return shapely.linestrings(self.centerline_poses[:, :2])
 
+    @property
+    def history_states(self) -> np.ndarray | None:
+        return None if self.v2 is None else self.v2.history_states
+
+    @property
+    def pdm_subscores_v2(self) -> dict[str, float]:
+        return self._v2().pdm_subscores
+
+    @property
+    def human_subscores_v2(self) -> dict[str, float]:
+        return self._v2().human_subscores
+
+    def _v2(self) -> V2Parts:
+        if self.v2 is None:
+            raise CacheEntryError(
+                f"token {self.token}: the cache was built without epdms (rebuild with --metric epdms)"
+            )
+        return self.v2
+
     def scoring_scene(self, version: str = "v1.1") -> ScoringScene:
         key = f"_scene_{version}"
         scene = self.__dict__.get(key)
         if scene is None:
-            if version != "v1.1":
-                raise ValueError(f"metric version {version!r} is not in this cache entry")
-            scene = ScoringScene(self.token, self.gt_v11.object_tracks(), self.drivable, self.centerline)
+            if version == "v1.1":
+                scene = ScoringScene(self.token, self.gt_v11.object_tracks(), self.drivable, self.centerline)
+            elif version == "v2":
+                from planlab.evaluation.epdms import log_replay_tracks, red_lights_per_step
+
+                v2 = self._v2()
+                tracks = log_replay_tracks(v2.gt, self.initial_state)
+                red = red_lights_per_step(v2.red_light_ids, v2.red_light_polygons, tracks.num_steps)
+                scene = ScoringScene(self.token, tracks, self.drivable, self.centerline, red)
+            else:
+                raise ValueError(f"unknown metric version {version!r}")
             self.__dict__[key] = scene
         return scene
 
     # ------------------------------------------------------------------------------------ storage
     def to_arrays(self) -> dict[str, np.ndarray]:
-        geometry_type, coords, offsets = (
-            shapely.to_ragged_array(self.drivable.polygons)
-            if len(self.drivable)
-            else (None, np.zeros((0, 2)), (np.zeros(1, np.int64), np.zeros(1, np.int64)))
-        )
-        if geometry_type is not None and geometry_type != shapely.GeometryType.POLYGON:
-            raise DataError(
-                f"token {self.token}: drivable map holds non-polygon geometries ({geometry_type!r})"
-            )
-        meta = {
+        meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "scorer_version": SCORER_VERSION,
+            "metrics": list(self.metrics),
             "token": self.token,
             "log_name": self.log_name,
             "map_name": self.map_name,
@@ -109,23 +201,38 @@ class MetricCacheEntry:
             "gt_names": self.gt_v11.names,
             "extra": self.extra,
         }
-        g = self.gt_v11
-        return {
-            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        arrays = {
             "ego": np.concatenate([self.ego_pose, self.ego_velocity, self.ego_acceleration]),
             "pdm_poses": self.pdm_poses,
             "pdm_times_us": self.pdm_times_us.astype(np.int64),
             "pdm_states_v11": self.pdm_states_v11,
             "centerline": self.centerline_poses,
-            "poly_coords": np.asarray(coords, dtype=np.float64),
-            "poly_ring_offsets": np.asarray(offsets[0], dtype=np.int64),
-            "poly_offsets": np.asarray(offsets[1], dtype=np.int64),
             "poly_types": self.drivable.types.astype(np.int8),
             "poly_on_route": self.drivable.on_route.astype(bool),
-            "gt_boxes": np.stack([g.x, g.y, g.heading]),
-            "gt_present": g.present,
-            "gt_sizes": np.stack([g.length, g.width, g.speed]) if len(g.tokens) else np.zeros((3, 0)),
+            **_polygons_to_arrays("poly", self.drivable.polygons),
+            **_gt_to_arrays("gt", self.gt_v11),
         }
+        if self.v2 is not None:
+            v2 = self.v2
+            red_ids = sorted(v2.red_light_polygons)
+            red_polys = np.empty(len(red_ids), dtype=object)
+            red_polys[:] = [v2.red_light_polygons[i] for i in red_ids]
+            meta["v2"] = {
+                "gt_tokens": v2.gt.tokens,
+                "gt_names": v2.gt.names,
+                "red_light_ids": v2.red_light_ids,
+                "red_polygon_ids": red_ids,
+                "human_subscores": v2.human_subscores,
+                "pdm_subscores": v2.pdm_subscores,
+            }
+            arrays.update(_gt_to_arrays("gt2", v2.gt))
+            arrays.update(_polygons_to_arrays("red", red_polys))
+            arrays["history_states"] = v2.history_states
+            arrays["human_poses"] = v2.human_poses
+            arrays["pdm2_poses"] = v2.pdm_poses
+            arrays["pdm2_states"] = v2.pdm_states
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str = "") -> MetricCacheEntry:
@@ -135,29 +242,24 @@ class MetricCacheEntry:
                 f"{source}: cache entry is format {meta.get('format_version')} / scorer "
                 f"{meta.get('scorer_version')!r}, expected {FORMAT_VERSION} / {SCORER_VERSION!r} (rebuild the cache)"
             )
-        n_poly = len(meta["poly_tokens"])
-        if n_poly:
-            polygons = shapely.from_ragged_array(
-                shapely.GeometryType.POLYGON,
-                arrays["poly_coords"],
-                (arrays["poly_ring_offsets"], arrays["poly_offsets"]),
-            )
-        else:
-            polygons = np.empty(0, dtype=object)
+        polygons = _polygons_from_arrays("poly", arrays, len(meta["poly_tokens"]))
         drivable = DrivableMap(meta["poly_tokens"], arrays["poly_types"], arrays["poly_on_route"], polygons)
-        boxes, sizes = arrays["gt_boxes"], arrays["gt_sizes"]
-        gt = GTObservation(
-            tokens=list(meta["gt_tokens"]),
-            names=list(meta["gt_names"]),
-            x=boxes[0],
-            y=boxes[1],
-            heading=boxes[2],
-            present=arrays["gt_present"].astype(bool),
-            length=sizes[0],
-            width=sizes[1],
-            speed=sizes[2],
-        )
         ego = arrays["ego"]
+        v2 = None
+        if "v2" in meta:
+            m2 = meta["v2"]
+            red_polys = _polygons_from_arrays("red", arrays, len(m2["red_polygon_ids"]))
+            v2 = V2Parts(
+                gt=_gt_from_arrays("gt2", arrays, m2["gt_tokens"], m2["gt_names"]),
+                red_light_ids=[list(ids) for ids in m2["red_light_ids"]],
+                red_light_polygons=dict(zip(m2["red_polygon_ids"], red_polys, strict=True)),
+                history_states=arrays["history_states"],
+                human_poses=arrays["human_poses"],
+                human_subscores={k: float(v) for k, v in m2["human_subscores"].items()},
+                pdm_poses=arrays["pdm2_poses"],
+                pdm_states=arrays["pdm2_states"],
+                pdm_subscores={k: float(v) for k, v in m2["pdm_subscores"].items()},
+            )
         return cls(
             token=meta["token"],
             log_name=meta["log_name"],
@@ -174,8 +276,9 @@ class MetricCacheEntry:
             route_block_ids=list(meta["route_block_ids"]),
             route_lane_ids=list(meta["route_lane_ids"]),
             drivable=drivable,
-            gt_v11=gt,
+            gt_v11=_gt_from_arrays("gt", arrays, meta["gt_tokens"], meta["gt_names"]),
             extra=dict(meta.get("extra", {})),
+            v2=v2,
         )
 
     def save(self, path: Path) -> None:
@@ -210,24 +313,40 @@ class SceneWindow:
 
 
 def build_entries(
-    scenes: Sequence[SceneWindow], objects: FrameObjectCache | None = None
+    scenes: Sequence[SceneWindow],
+    objects: FrameObjectCache | None = None,
+    metrics: Sequence[str] = ("pdms",),
 ) -> list[MetricCacheEntry | Exception]:
     """Cache entries of several scenes; PDM-Closed's and the reference's simulations run batched.
 
-    A scene that cannot be cached (no map, bad route, too few future frames) yields its exception.
+    ``metrics`` (``pdms``, ``epdms``) says which parts to compute; PDM-Closed is prepared once and
+    selected with each metric's scorer. A scene that cannot be cached (no map, bad route, too few
+    future frames) yields its exception.
     """
-    from planlab.evaluation.scoring import pdm_closed_score_fn_v11, score_states_v11, simulate_reference
+    from planlab.evaluation import epdms as v2mod
+    from planlab.evaluation.scoring import (
+        pdm_closed_score_fn_v11,
+        score_states_v11,
+        simulate_agent,
+        simulate_reference,
+    )
 
+    with_v2 = "epdms" in metrics
     objects = objects if objects is not None else FrameObjectCache()
     jobs: list[tuple[Any, Any]] = []
     results: list[MetricCacheEntry | Exception | None] = [None] * len(scenes)
     gts: dict[int, GTObservation] = {}
+    gts2: dict[int, GTObservation] = {}
     for i, sc in enumerate(scenes):
         try:
             current = sc.window[sc.num_history_frames - 1]
             if sc.map_api is None:
                 raise DataError(f"{sc.source}no map available for location {current.get('map_location')!r}")
             gts[i] = interpolate_gt(sc.window, sc.num_history_frames, V11_HORIZON_S, sc.source, objects)
+            if with_v2:
+                gts2[i] = interpolate_gt(
+                    sc.window, sc.num_history_frames, v2mod.V2_HORIZON_S, sc.source, objects
+                )
             jobs.append(
                 (i, (planner_input(sc.window, sc.num_history_frames, sc.source, objects), sc.map_api))
             )
@@ -237,16 +356,20 @@ def build_entries(
                 if isinstance(exc, DataError)
                 else DataError(f"{sc.source}bad frame data ({type(exc).__name__}: {exc})")
             )
-    plans = plan_many(PDMClosedPlanner(), [job for _, job in jobs], pdm_closed_score_fn_v11)
+    fns = {"pdms": pdm_closed_score_fn_v11}
+    if with_v2:
+        fns["epdms"] = v2mod.pdm_closed_score_fn_v2
+    plans = plan_many(PDMClosedPlanner(), [job for _, job in jobs], fns)
     built: list[int] = []
-    for (i, _), plan in zip(jobs, plans, strict=True):
-        if isinstance(plan, Exception):
-            results[i] = plan
+    for (i, _), plan_set in zip(jobs, plans, strict=True):
+        if isinstance(plan_set, Exception):
+            results[i] = plan_set
             continue
+        plan = plan_set["pdms"]
         sc = scenes[i]
         current = sc.window[sc.num_history_frames - 1]
         velocity, acceleration = frame_dynamics(current)
-        results[i] = MetricCacheEntry(
+        entry = MetricCacheEntry(
             token=str(current["token"]),
             log_name=str(current["log_name"]),
             map_name=str(current["map_location"]),
@@ -265,15 +388,51 @@ def build_entries(
             gt_v11=gts[i],
             extra={"pdm_best_proposal": plan.best_index, "starting_lane": plan.starting_lane_id},
         )
+        if with_v2:
+            try:
+                lanes = v2mod.uncorrected_route_lanes(sc.map_api, current)
+                ids = v2mod.red_light_ids(sc.window, sc.num_history_frames, set(lanes), 9)
+                entry.v2 = V2Parts(
+                    gt=gts2[i],
+                    red_light_ids=ids,
+                    red_light_polygons={c: lanes[c].polygon for frame_ids in ids for c in frame_ids},
+                    history_states=v2mod.history_states(sc.window, sc.num_history_frames),
+                    human_poses=v2mod.human_future(sc.window, sc.num_history_frames),
+                    human_subscores={},
+                    pdm_poses=plan_set["epdms"].poses,
+                    pdm_states=np.zeros((0, 11)),
+                    pdm_subscores={},
+                )
+                entry.extra["pdm_best_proposal_v2"] = plan_set["epdms"].best_index
+            except (DataError, KeyError, ValueError, IndexError) as exc:
+                results[i] = DataError(f"{sc.source}v2 cache parts failed ({type(exc).__name__}: {exc})")
+                continue
+        results[i] = entry
         built.append(i)
     if built:
-        entries = [results[i] for i in built]
-        states = simulate_reference(entries)  # type: ignore[arg-type]
-        sub = score_states_v11(entries, states).as_dict()  # type: ignore[arg-type]
-        for k, i in enumerate(built):
-            entry = results[i]
-            entry.pdm_states_v11 = states[k]  # type: ignore[union-attr]
-            entry.pdm_subscores_v11 = {name: float(v[k]) for name, v in sub.items()}  # type: ignore[union-attr]
+        entries: list[MetricCacheEntry] = [results[i] for i in built]  # type: ignore[misc]
+        states = simulate_reference(entries)
+        sub = score_states_v11(entries, states).as_dict()
+        for k, entry in enumerate(entries):
+            entry.pdm_states_v11 = states[k]
+            entry.pdm_subscores_v11 = {name: float(v[k]) for name, v in sub.items()}
+        if with_v2:
+            times = np.stack([e.pdm_times_us for e in entries])
+            pdm2 = simulate_reference(
+                entries, poses=np.stack([e.v2.pdm_poses for e in entries]), times_us=times
+            )  # type: ignore[union-attr]
+            sub2 = v2mod.score_states_v2(entries, pdm2)
+            human_states = simulate_agent(entries, np.stack([e.v2.human_poses for e in entries]), 0.5)  # type: ignore[union-attr]
+            human = v2mod.score_states_v2(entries, human_states, with_history=False)
+            for k, entry in enumerate(entries):
+                assert entry.v2 is not None
+                entry.v2.pdm_states = pdm2[k]
+                vals = v2mod.subscore_dict(sub2, k)
+                entry.v2.pdm_subscores = vals
+                # the human alone: one proposal, so EP = 1; no history, so HC = 1
+                hvals = v2mod.subscore_dict(human, k)
+                hvals["ego_progress"] = 1.0
+                entry.v2.human_subscores = hvals
     return results  # type: ignore[return-value]
 
 
@@ -424,20 +583,24 @@ class CacheBuildReport:
         return len(self.built) + len(self.reused) + len(self.failed)
 
 
-def _entry_is_current(path: Path) -> bool:
+def _entry_is_current(path: Path, metrics: Sequence[str] = ("pdms",)) -> bool:
     try:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
-        return meta.get("format_version") == FORMAT_VERSION and meta.get("scorer_version") == SCORER_VERSION
+        return (
+            meta.get("format_version") == FORMAT_VERSION
+            and meta.get("scorer_version") == SCORER_VERSION
+            and set(metrics) <= set(meta.get("metrics", []))
+        )
     except Exception:  # noqa: BLE001 - any unreadable entry is rebuilt
         return False
 
 
 def _build_log_chunk(
-    args: tuple[Any, list[str], str, int],
+    args: tuple[Any, list[str], str, int, tuple[str, ...]],
 ) -> tuple[list[tuple[str, str]], dict[str, str], float]:
     """Worker: build and write the entries of some tokens; returns ((token, log) built, failures, cpu s)."""
-    loader, tokens, root, chunk_size = args
+    loader, tokens, root, chunk_size, metrics = args
     cache = MetricCache(root)
     objects = FrameObjectCache()
     built: list[tuple[str, str]] = []
@@ -456,7 +619,7 @@ def _build_log_chunk(
                 map_api = None
                 failed[token] = str(exc)
             scenes.append(SceneWindow(window, h, map_api, f"token {token}: "))
-        for token, result in zip(part, build_entries(scenes, objects), strict=True):
+        for token, result in zip(part, build_entries(scenes, objects, metrics), strict=True):
             if isinstance(result, Exception):
                 failed.setdefault(token, str(result))
                 continue
@@ -475,6 +638,7 @@ def build_cache(
     chunk_size: int = 16,
     progress: bool = True,
     on_progress: Callable[[int], None] | None = None,
+    metrics: Sequence[str] = ("pdms",),
 ) -> CacheBuildReport:
     """Build (or complete) the metric cache of ``loader``'s scenes under ``root``.
 
@@ -497,21 +661,22 @@ def build_cache(
     for token in wanted:
         log = log_of[token]
         path = cache.entry_path(log, token)
-        if not rebuild and path.is_file() and _entry_is_current(path):
+        if not rebuild and path.is_file() and _entry_is_current(path, metrics):
             report.reused.append(token)
         else:
             todo.setdefault(log, []).append(token)
     index = CacheIndex(
         entries={t: log_of[t] for t in report.reused},
         failures={},
-        dataset={"split": loader.split, "log_dir": str(loader.layout.log_dir)},
+        dataset={"split": loader.split, "log_dir": str(loader.layout.log_dir), "metrics": sorted(metrics)},
     )
     # keep entries of tokens outside this request that are still on disk
     for t, log in old.entries.items():
         if t not in log_of or t not in wanted:
             if cache.entry_path(log, t).is_file():
                 index.entries.setdefault(t, log)
-    jobs = [(loader, toks, str(cache.root), chunk_size) for _, toks in sorted(todo.items())]
+    metrics = tuple(sorted(set(metrics) | {"pdms"}))
+    jobs = [(loader, toks, str(cache.root), chunk_size, metrics) for _, toks in sorted(todo.items())]
     total = sum(len(t) for t in todo.values())
     bar = _progress_bar(total, progress, "metric cache")
     cpu_workers = 0.0

@@ -33,6 +33,7 @@ from planlab.evaluation.cache import (
     _progress_bar,
     build_cache,
 )
+from planlab.evaluation.epdms import finalize_v2, score_v2
 from planlab.evaluation.results import (
     METRIC_COLUMNS,
     ScoreRow,
@@ -70,8 +71,6 @@ def shard_logs(tokens_per_log: dict[str, list[str]], shard: tuple[int, int] | No
 def check_metric(metric: str) -> str:
     if metric not in METRIC_COLUMNS:
         raise ConfigError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRIC_COLUMNS)}")
-    if metric == "epdms":
-        raise ConfigError("metric 'epdms' (NAVSIM v2) is not available in this build of the evaluator")
     return metric
 
 
@@ -108,7 +107,11 @@ def score_submissions(
     metric: str = "pdms",
     entries: dict[str, MetricCacheEntry] | None = None,
 ) -> list[ScoreRow]:
-    """Rows for ``submissions`` (same order): batched simulation + scoring of the valid ones."""
+    """Rows for ``submissions`` (same order): batched simulation + scoring of the valid ones.
+
+    For ``epdms`` the two-frame extended comfort pairs scenes *within these submissions* (same log,
+    started ≤ 0.55 s earlier), so pass whole logs together.
+    """
     check_metric(metric)
     rows: list[ScoreRow | None] = [None] * len(submissions)
     loaded: dict[str, MetricCacheEntry] = dict(entries or {})
@@ -120,20 +123,43 @@ def score_submissions(
             continue
         if sub.token not in loaded:
             try:
-                loaded[sub.token] = cache.load(sub.token)
+                entry = cache.load(sub.token)
+                if metric == "epdms" and entry.v2 is None:
+                    raise DataError(
+                        f"{cache.path_of(sub.token)}: built without epdms (rebuild the cache with --metric epdms)"
+                    )
+                loaded[sub.token] = entry
             except DataError as exc:
                 rows[i] = ScoreRow.failed(sub.token, str(exc), log)
                 continue
         groups.setdefault((len(sub.poses), float(sub.interval)), []).append(i)
+    states: list[np.ndarray | None] = [None] * len(submissions)
+    columns = METRIC_COLUMNS[metric]
     for (_, interval), idx in groups.items():
         for start in range(0, len(idx), SCORE_CHUNK):
             part = idx[start : start + SCORE_CHUNK]
             entries_part = [loaded[submissions[i].token] for i in part]
             poses = np.stack([submissions[i].poses for i in part])  # type: ignore[misc]
-            result = score_v11(entries_part, poses, interval)
+            if metric == "pdms":
+                result = score_v11(entries_part, poses, interval)
+                keys = (*columns, "score")
+            else:
+                result, sim = score_v2(entries_part, poses, interval)
+                keys = tuple(c for c in columns if c != "two_frame_extended_comfort")
+                for k, i in enumerate(part):
+                    states[i] = sim[k]
             for k, i in enumerate(part):
-                values = {c: float(result[c][k]) for c in (*METRIC_COLUMNS["pdms"], "score")}
+                values = {c: float(result[c][k]) for c in keys}
                 rows[i] = ScoreRow(submissions[i].token, True, values, "", entries_part[k].log_name)
+    if metric == "epdms":
+        valid = [i for i, r in enumerate(rows) if r is not None and r.valid]
+        finalize_v2(
+            [rows[i].values for i in valid],  # type: ignore[union-attr]
+            [states[i] for i in valid],
+            [submissions[i].token for i in valid],
+            [loaded[submissions[i].token].log_name for i in valid],
+            [loaded[submissions[i].token].t0_us for i in valid],
+        )
     return rows  # type: ignore[return-value]
 
 
@@ -180,10 +206,8 @@ def _agent_job(args: tuple[AgentFactory, Any, str, list[str], str]) -> tuple[lis
     cache = MetricCache(cache_root)
     agent = factory.build()
     agent.initialize()
-    rows: list[ScoreRow] = []
-    for start in range(0, len(tokens), SCORE_CHUNK):
-        part = tokens[start : start + SCORE_CHUNK]
-        rows += score_submissions(cache, _agent_trajectories(agent, loader, part), metric)
+    # a job is whole logs: scored in one call so EC finds each scene's predecessor
+    rows = score_submissions(cache, _agent_trajectories(agent, loader, tokens), metric)
     return rows, time.process_time() - t0
 
 
@@ -222,7 +246,10 @@ def evaluate_agent(
     order = {t: i for i, t in enumerate(loader.tokens)}
     tokens = sorted((t for log in logs for t in per_log[log]), key=order.__getitem__)
     cache_root = Path(cache_dir) if cache_dir is not None else out / "metric_cache"
-    cache_report = build_cache(loader, cache_root, workers=workers, tokens=tokens, progress=progress)
+    metrics = ("pdms",) if metric == "pdms" else ("pdms", "epdms")
+    cache_report = build_cache(
+        loader, cache_root, workers=workers, tokens=tokens, progress=progress, metrics=metrics
+    )
     cache = MetricCache(cache_root)
     cache.check_versions()
     jobs = [(factory, loader, str(cache_root), per_log[log], metric) for log in logs]

@@ -38,10 +38,13 @@ V11_COLUMNS = (
 def pdm_closed_score_fn_v11(
     states: np.ndarray,
     row_scene: np.ndarray,
-    scenes: list[tuple[ObjectTracks, DrivableMap, shapely.LineString]],
+    scenes: list[tuple[ObjectTracks, DrivableMap, shapely.LineString, list]],
 ) -> np.ndarray:
-    """PDMS of PDM-Closed's proposals, each scene's proposals scored jointly against its own forecast."""
-    batch = concat_scenes([ScoringScene(f"pdm_closed_{i}", *scene) for i, scene in enumerate(scenes)])
+    """PDMS of PDM-Closed's proposals, each scene's proposals scored jointly against its own forecast.
+
+    Red-light polygons (the 4th item) are IDM obstacles only; the v1.1 scorer skips them.
+    """
+    batch = concat_scenes([ScoringScene(f"pdm_closed_{i}", *scene[:3]) for i, scene in enumerate(scenes)])
     sub = subscores_v11(states, row_scene, batch)
     out = np.empty(len(states))
     for i in range(len(scenes)):
@@ -58,10 +61,12 @@ def pdm_closed_score_fn_v11(
     return out
 
 
-def simulate_reference(entries: Sequence[MetricCacheEntry]) -> np.ndarray:
+def simulate_reference(
+    entries: Sequence[MetricCacheEntry], poses: np.ndarray | None = None, times_us: np.ndarray | None = None
+) -> np.ndarray:
     """Simulated PDM-Closed states ``(B, 41, 11)`` of cache entries (their stored 51-pose trajectories)."""
-    times = np.stack([e.pdm_times_us for e in entries])
-    poses = np.stack([e.pdm_poses for e in entries])
+    times = np.stack([e.pdm_times_us for e in entries]) if times_us is None else times_us
+    poses = np.stack([e.pdm_poses for e in entries]) if poses is None else poses
     t0 = np.array([e.t0_us for e in entries], dtype=np.int64)
     refs = resample_trajectory(times, poses, t0)
     init = np.stack([e.initial_state for e in entries])

@@ -30,6 +30,7 @@ class EgoAreas:
     non_drivable: np.ndarray
     oncoming: np.ndarray
     in_intersection: np.ndarray
+    center_in_intersection: np.ndarray  # box centre strictly inside a junction (v2 DDC / LK exemption)
 
 
 def ego_areas(
@@ -86,4 +87,8 @@ def ego_areas(
     in_intersection = (
         np.bincount(flat.ravel(), weights=axle_in_junction.ravel(), minlength=size).reshape(r, s) > 0
     )
-    return EgoAreas(multiple_lanes, non_drivable, oncoming, in_intersection)
+    center_in_junction = inside[..., 4] & is_junction[:, None]
+    center_in_intersection = (
+        np.bincount(flat.ravel(), weights=center_in_junction.ravel(), minlength=size).reshape(r, s) > 0
+    )
+    return EgoAreas(multiple_lanes, non_drivable, oncoming, in_intersection, center_in_intersection)

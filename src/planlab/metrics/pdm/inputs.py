@@ -45,7 +45,8 @@ class ScoringScene:
     objects: ObjectTracks
     drivable: DrivableMap
     centerline: shapely.LineString
-    red_lights: list[np.ndarray] = field(default_factory=list)  # per step: object array of polygons (v2)
+    # v2: per observation step, the red on-route lane-connector polygons (empty list: none at all)
+    red_lights: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +72,11 @@ class SceneBatch:
     poly_start: np.ndarray
     poly_count: np.ndarray
     centerlines: np.ndarray  # (B,) object array of LineStrings
+    red_polygons: np.ndarray  # (M,) object array: every red-light polygon of every step of every scene
+    red_scene: np.ndarray  # (M,)
+    red_step: np.ndarray  # (M,)
+    red_start: np.ndarray  # (B,)
+    red_count: np.ndarray  # (B,)
 
     @property
     def num_steps(self) -> int:
@@ -99,6 +105,19 @@ def concat_scenes(scenes: list[ScoringScene]) -> SceneBatch:
     polygons = np.empty(int(poly_count.sum()), dtype=object)
     if len(polygons):
         polygons[:] = [p for s in scenes for p in s.drivable.polygons]
+    red_polys: list = []
+    red_scene: list[int] = []
+    red_step: list[int] = []
+    red_count = np.zeros(len(scenes), dtype=np.int64)
+    for i, sc in enumerate(scenes):
+        for step, polys in enumerate(sc.red_lights):
+            for p in polys:
+                red_polys.append(p)
+                red_scene.append(i)
+                red_step.append(step)
+                red_count[i] += 1
+    red_arr = np.empty(len(red_polys), dtype=object)
+    red_arr[:] = red_polys
     return SceneBatch(
         scenes=scenes,
         obj_scene=np.repeat(np.arange(len(scenes)), obj_count),
@@ -119,6 +138,11 @@ def concat_scenes(scenes: list[ScoringScene]) -> SceneBatch:
         poly_start=poly_start,
         poly_count=poly_count,
         centerlines=centerlines,
+        red_polygons=red_arr,
+        red_scene=np.asarray(red_scene, dtype=np.int64),
+        red_step=np.asarray(red_step, dtype=np.int64),
+        red_start=np.concatenate([[0], np.cumsum(red_count)[:-1]]).astype(np.int64),
+        red_count=red_count,
     )
 
 

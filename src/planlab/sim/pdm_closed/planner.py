@@ -116,6 +116,7 @@ class PreparedPlan:
     route_lane_ids: list[str]
     starting_lane_id: str
     collided_tokens: list[str]
+    red_light_polygons: list[Any]  # red on-route lane connectors (obstacles; v2 TLC counts them)
     generator: _Generator = field(repr=False)
 
 
@@ -215,6 +216,7 @@ class PDMClosedPlanner:
             route_lane_ids=list(lanes.keys()),
             starting_lane_id=start_lane.id,
             collided_tokens=list(observation.collided),
+            red_light_polygons=[poly for _, poly in red_lights],
             generator=generator,
         )
 
@@ -250,12 +252,17 @@ class PDMClosedPlanner:
 
 
 def plan_many(
-    planner: PDMClosedPlanner, jobs: list[tuple[PlannerInput, Any]], score_fn: BatchScoreFn
-) -> list[PDMClosedPlan | Exception]:
+    planner: PDMClosedPlanner,
+    jobs: list[tuple[PlannerInput, Any]],
+    score_fn: BatchScoreFn | dict[str, BatchScoreFn],
+) -> list[Any]:
     """Plan several scenes; proposals of all of them are simulated and scored in one batch.
 
-    A scene whose preparation fails (bad route, missing map object) yields its exception in place of a plan.
+    With a dict of score functions, every scene's proposals are simulated once and selected once per
+    function: the result per scene is then ``{name: plan}``. A scene whose preparation fails (bad route,
+    missing map object) yields its exception in place of a plan.
     """
+    fns = score_fn if isinstance(score_fn, dict) else {"": score_fn}
     prepared: list[PreparedPlan | Exception] = []
     for inp, map_api in jobs:
         try:
@@ -263,22 +270,28 @@ def plan_many(
         except (DataError, ValueError, KeyError, IndexError) as exc:
             prepared.append(exc)
     ok = [i for i, p in enumerate(prepared) if isinstance(p, PreparedPlan)]
-    out: list[PDMClosedPlan | Exception] = [p for p in prepared]  # type: ignore[misc]
+    out: list[Any] = list(prepared)
     if not ok:
         return out
-    plans = [prepared[i] for i in ok]
-    proposals = np.concatenate([p.proposals for p in plans])  # type: ignore[union-attr]
-    counts = [len(p.proposals) for p in plans]  # type: ignore[union-attr]
+    plans: list[PreparedPlan] = [prepared[i] for i in ok]  # type: ignore[misc]
+    proposals = np.concatenate([p.proposals for p in plans])
+    counts = [len(p.proposals) for p in plans]
     row_scene = np.repeat(np.arange(len(plans)), counts)
     init = np.concatenate(
         [np.repeat(p.initial_state[None], n, axis=0) for p, n in zip(plans, counts, strict=True)]
-    )  # type: ignore[union-attr]
+    )
     states = simulate(proposals, init, vehicle=planner.vehicle)
-    scenes = [(p.tracks, p.drivable, p.centerline.linestring) for p in plans]  # type: ignore[union-attr]
-    scores = np.asarray(score_fn(states, row_scene, scenes), dtype=np.float64)
+    scenes = [(p.tracks, p.drivable, p.centerline.linestring, p.red_light_polygons) for p in plans]
+    chosen: dict[str, np.ndarray] = {
+        name: np.asarray(fn(states, row_scene, scenes), dtype=np.float64) for name, fn in fns.items()
+    }
     start = 0
     for i, p, n in zip(ok, plans, counts, strict=True):
-        out[i] = planner.finish(p, states[start : start + n], scores[start : start + n])  # type: ignore[arg-type]
+        per_fn = {
+            name: planner.finish(p, states[start : start + n], scores[start : start + n])
+            for name, scores in chosen.items()
+        }
+        out[i] = per_fn if isinstance(score_fn, dict) else per_fn[""]
         start += n
     return out
 
