@@ -43,6 +43,51 @@ class CacheEntryError(DataError):
     """A cache entry is missing, unreadable or from another format/scorer version."""
 
 
+_BLOBS = {"f": np.float64, "i": np.int64, "b": np.uint8}
+
+
+def pack_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Few large members instead of many small ones (npz reads cost per member): one blob per dtype
+    kind plus a JSON layout; ``meta`` stays its own member."""
+    layout: list[list[Any]] = []
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in _BLOBS}
+    sizes = dict.fromkeys(_BLOBS, 0)
+    for name, arr in arrays.items():
+        if name == "meta":
+            continue
+        arr = np.asarray(arr)
+        kind = (
+            "f"
+            if arr.dtype.kind == "f"
+            else "i"
+            if arr.dtype.kind in "iu" and arr.dtype.itemsize > 1
+            else "b"
+        )
+        flat = arr.astype(_BLOBS[kind], copy=False).ravel()
+        layout.append([name, kind, str(arr.dtype), list(arr.shape), sizes[kind]])
+        parts[kind].append(flat)
+        sizes[kind] += flat.size
+    out = {
+        "meta": arrays["meta"],
+        "layout": np.frombuffer(json.dumps(layout).encode("utf-8"), dtype=np.uint8),
+    }
+    for kind, dtype in _BLOBS.items():
+        out[f"blob_{kind}"] = np.concatenate(parts[kind]) if parts[kind] else np.zeros(0, dtype)
+    return out
+
+
+def unpack_arrays(members: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack_arrays` (a file without a layout is returned unchanged)."""
+    if "layout" not in members:
+        return members
+    layout = json.loads(bytes(members["layout"]).decode("utf-8"))
+    out = {"meta": members["meta"]}
+    for name, kind, dtype, shape, offset in layout:
+        size = int(np.prod(shape)) if shape else 1
+        out[name] = members[f"blob_{kind}"][offset : offset + size].astype(dtype).reshape(shape)
+    return out
+
+
 def _polygons_to_arrays(prefix: str, polygons: np.ndarray) -> dict[str, np.ndarray]:
     """Polygons as coordinate arrays + ring/polygon offsets (shapely ragged arrays; no pickle)."""
     if len(polygons) == 0:
@@ -283,13 +328,13 @@ class MetricCacheEntry:
 
     def save(self, path: Path) -> None:
         with atomic_open(path, "wb") as fh:
-            np.savez(fh, **self.to_arrays())
+            np.savez(fh, **pack_arrays(self.to_arrays()))
 
     @classmethod
     def load(cls, path: Path) -> MetricCacheEntry:
         try:
             with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+                arrays = unpack_arrays({k: npz[k] for k in npz.files})
         except FileNotFoundError:
             raise CacheEntryError(f"{path}: cache entry not found") from None
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
