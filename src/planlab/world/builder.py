@@ -49,6 +49,7 @@ from planlab.world.network import (
     RoadNetwork,
     SignalHead,
 )
+from planlab.world.paths import A_LAT_MAX, YAW_RATE_MAX
 
 DENSE = 0.4  # m: sampling of road centrelines before offsetting
 BASELINE_SPACING = 0.9  # m: ≤ 1 m baseline vertex spacing (format contract P10)
@@ -503,6 +504,18 @@ class NetworkBuilder:
                 ring += list(bulge[1:-1])
                 self._curbs[(n.idx, i)] = bulge[1:-1]
                 continue
+            if np.deg2rad(150) <= gap <= np.deg2rad(210):
+                # The far side of a T-junction: bulge 0.9 m outwards so the front corner of a car turning
+                # left out of the side road stays on the junction (fact sheet §1.5: corners count for DAC).
+                _, li = self._arm_edge_points(ai)
+                rj, _ = self._arm_edge_points(aj)
+                u = np.linspace(0.0, 1.0, 24)[1:-1, None]
+                seg = rj - li
+                out = np.array([seg[1], -seg[0]]) / max(np.hypot(*seg), 1e-9)  # right of li→rj = away from node
+                bulge = li + u * seg + 0.9 * np.sin(np.pi * u) ** 2 * out
+                ring += list(bulge)
+                self._curbs[(n.idx, i)] = bulge
+                continue
             if gap < np.deg2rad(150):
                 corner = self._section_corner(ai, aj)
             elif gap > np.deg2rad(210):
@@ -545,8 +558,9 @@ class NetworkBuilder:
         kappa = _max_curvature(dense)
         speed = min(lin.speed_limit, lout.speed_limit)
         if turn in ("left", "right", "uturn") or kappa > 1e-3:
-            # Turn speed: lateral acceleration ≤ 2.0 m/s² and yaw rate ≤ 0.5 rad/s at the tightest point.
-            speed = min(speed, max(3.0, min(np.sqrt(2.0 / max(kappa, 1e-6)), 0.5 / max(kappa, 1e-6))))
+            # Turn speed: lateral acceleration ≤ 2.5 m/s² and yaw rate ≤ 0.6 rad/s at the tightest point
+            # (the same rule the world's drivers use, so PDM-Closed's speed matches the expert's).
+            speed = min(speed, max(3.0, min(np.sqrt(A_LAT_MAX / max(kappa, 1e-6)), YAW_RATE_MAX / max(kappa, 1e-6))))
         conn = LaneSeg(
             fid=fid, kind="connector", block=-1, index=0, center=resample_by_arclength(dense, BASELINE_SPACING),
             left=left, right=right, width=float(0.5 * (lin.width + lout.width)), speed_limit=float(speed),
@@ -634,9 +648,10 @@ class NetworkBuilder:
                 c.priority = 2 if c.turn in ("straight", "diverge") else 0
             else:
                 c.priority = 2
-        # Conflicts: different entry lanes whose polygons overlap, or that end in the same lane.
+        # Conflicts: different entry lanes whose polygons (grown by 0.6 m: a car's corners overhang its lane in
+        # a turn) overlap, or that end in the same lane.
         ids = list(j.connectors)
-        polys = [lanes[c].polygon for c in ids]
+        polys = [lanes[c].polygon.buffer(0.6) for c in ids]
         tree = shapely.STRtree(polys)
         j.conflicts = {c: set() for c in ids}
         for i, ci in enumerate(ids):
@@ -814,8 +829,9 @@ class NetworkBuilder:
         _, edge_i = self._arm_edge_points(ai)
         edge_j, _ = self._arm_edge_points(aj)
         if np.deg2rad(150) <= gap <= np.deg2rad(210):
-            # The straight side of a T-junction: continue the pavement across.
-            poly = Polygon([edge_i, out_i, out_j, edge_j])
+            # The straight side of a T-junction: continue the pavement across, behind the junction's kerb.
+            kerb = self._curbs.get((n.idx, i), np.zeros((0, 2)))[::-1]
+            poly = Polygon(np.concatenate([[edge_i, out_i, out_j, edge_j], kerb]))
             return poly if poly.is_valid and poly.area > 1.0 else None
         if gap > np.deg2rad(210) or (n.idx, i) not in self._curbs:
             return None

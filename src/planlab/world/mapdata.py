@@ -44,17 +44,23 @@ _INTERSECTION_TYPES = {"signal": 1, "stop": 2, "priority": 3, "merge": 4, "none"
 
 @contextlib.contextmanager
 def pinned_gdal_date(value: str = PINNED_GDAL_DATE) -> Iterator[None]:
-    """Make GDAL write ``value`` wherever it would stamp the current time (``OGR_CURRENT_DATE``)."""
+    """Make GDAL write ``value`` wherever it would stamp the current time (``OGR_CURRENT_DATE``).
+
+    Also turns off SQLite's per-transaction fsync while the map is written (``OGR_SQLITE_SYNCHRONOUS``):
+    the map writer writes to a temporary file, fsyncs it once and renames it, so durability is unchanged
+    and writing is about three times faster.
+    """
     import pyogrio
 
-    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    options = {"OGR_CURRENT_DATE": value, "OGR_SQLITE_SYNCHRONOUS": "OFF"}
+    previous = {k: pyogrio.get_gdal_config_option(k) for k in options}
     old_env = os.environ.get("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": value})
+    pyogrio.set_gdal_config_options(options)
     os.environ["OGR_CURRENT_DATE"] = value
     try:
         yield
     finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+        pyogrio.set_gdal_config_options(previous)
         if old_env is None:
             os.environ.pop("OGR_CURRENT_DATE", None)
         else:
