@@ -20,7 +20,7 @@ data_app = typer.Typer(
 )
 
 # Modules (under planlab.cli) that add commands to `planlab data`; each exposes register(data_app).
-_EXTRA_COMMAND_MODULES: list[str] = ["viz"]
+_EXTRA_COMMAND_MODULES: list[str] = ["viz", "world"]
 
 
 def _human_bytes(n: int) -> str:
