@@ -54,3 +54,15 @@ def calib_root() -> Path:
     """The NAVSIM v1.1 calibration set (real formats, NAVSIM's own scores), copied into tests/data."""
     assert CALIB_ROOT.is_dir(), CALIB_ROOT
     return CALIB_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``tiny`` synthetic world (seed 0), generated once per session: the dataset root with
+    ``navsim_logs/{train,val,test}``, ``sensor_blobs/{train,val,test}``, ``maps/`` and ``dataset.json``."""
+    from planlab.world.config import load_world_config
+    from planlab.world.generate import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny_world") / "data"
+    generate_dataset(root, load_world_config("tiny"), seed=0)
+    return root
