@@ -66,9 +66,12 @@ def test_shared_vocabulary_and_joint_normalisation(entries) -> None:
     # rolls while the tracker brakes for the standing-still one, so that one is not 0)
     assert np.all(joint["ego_progress"] <= 1.0)
     assert np.all(np.diff(pdm["progress_raw"], axis=1) > 0)
-    # a candidate that beats PDM-Closed's progress gets EP 1 in both schemes only if it is the best
+    # a candidate that stays clean and out-progresses PDM-Closed is the EP reference itself (EP = 1);
+    # one that crashes or leaves the road has masked progress 0, hence EP 0
+    clean = (pdm["no_at_fault_collisions"][:, 2] * pdm["drivable_area_compliance"][:, 2]) == 1.0
     faster = pdm["progress_raw"][:, 2] > np.array([e.pdm_subscores_v11["progress_raw"] for e in entries])
-    np.testing.assert_array_equal(pdm["ego_progress"][faster, 2], 1.0)
+    np.testing.assert_array_equal(pdm["ego_progress"][clean & faster, 2], 1.0)
+    np.testing.assert_array_equal(pdm["ego_progress"][~clean, 2], 0.0)
 
 
 def test_epdms_candidates_have_no_ec(calib_root: Path, entries) -> None:
