@@ -1,0 +1,117 @@
+"""``planlab ssl pretrain|export|import|probe``: I-JEPA pre-training and encoder conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from planlab.cli._common import console, print_json
+
+ssl_app = typer.Typer(
+    help="Self-supervised I-JEPA pre-training of image encoders; export/import of transformers IJepaModel dirs.",
+    no_args_is_help=True,
+)
+
+
+@ssl_app.command("pretrain")
+def pretrain(
+    overrides: list[str] = typer.Argument(None, help="config overrides key=value (e.g. trainer.epochs=5)"),
+    config: list[Path] = typer.Option(
+        None, "--config", "-c", help="pre-training YAML (repeatable; later wins)"
+    ),
+    run_dir: Path = typer.Option(None, "--run-dir", help="run directory (must be new unless --resume)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the unfinished run in --run-dir"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved config and exit"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+) -> None:
+    """Pre-train a ViT with I-JEPA on every frame of a split's logs; export the target encoder to RUN_DIR/encoder."""
+    from planlab.config import to_yaml
+    from planlab.errors import ConfigError
+    from planlab.ssl.config import build_pretrain_config
+
+    cfg = build_pretrain_config(config or [], overrides or [])
+    if dry_run:
+        typer.echo(to_yaml(cfg), nl=False)
+        return
+    if run_dir is None:
+        raise ConfigError("--run-dir is required (every run writes into its own directory)")
+    from planlab.ssl.pretrain import run_pretraining
+
+    result = run_pretraining(cfg, run_dir, resume=resume, progress=False if no_progress else None)
+    if result.state != "completed":
+        console.print(f"[bold yellow]stopped[/] by {result.stopped_by_signal} at step {result.step}; "
+                      f"continue with --resume (checkpoint in {result.run_dir / 'checkpoints'})")  # fmt: skip
+        raise typer.Exit(3)
+    console.print(f"[bold]pre-trained[/] → {result.run_dir}  step {result.step}, {result.seconds:.0f} s")
+    console.print(f"encoder: {result.encoder_dir}")
+    delta = (result.probe or {}).get("ssl_minus_random") or {}
+    if delta:
+        parts = ", ".join(f"{k} {v:+.3f}" for k, v in delta.items() if v is not None)
+        console.print(f"linear probe, SSL − random init: {parts}")
+
+
+@ssl_app.command("export")
+def export(
+    encoder: Path = typer.Option(..., "--encoder", help="planlab-vit directory (e.g. RUN_DIR/encoder)"),
+    out: Path = typer.Option(..., "--out", help="output directory for IJepaModel.from_pretrained"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Write an encoder as a transformers IJepaModel directory (config.json + model.safetensors)."""
+    from planlab.ssl.convert import export_ijepa
+
+    info = export_ijepa(encoder, out)
+    if json_out:
+        print_json(info)
+        return
+    console.print(
+        f"IJepaModel → {info['out']} (image size {info['image_size']}, max rel. token Δ {info['max_rel_diff']:.1e})"
+    )
+
+
+@ssl_app.command("import")
+def import_(
+    hf_dir: Path = typer.Option(..., "--hf", help="local IJepaModel directory (config.json + weights)"),
+    out: Path = typer.Option(..., "--out", help="output planlab-vit directory"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Read a transformers IJepaModel directory (ours or a local public checkpoint) into planlab-vit format."""
+    from planlab.ssl.convert import import_ijepa
+
+    info = import_ijepa(hf_dir, out)
+    if json_out:
+        print_json(info)
+        return
+    console.print(
+        f"planlab-vit → {info['out']} (grid {info['grid']}, max rel. token Δ {info['max_rel_diff']:.1e})"
+    )
+
+
+@ssl_app.command("probe")
+def probe(
+    encoder: Path = typer.Option(..., "--encoder", help="planlab-vit directory"),
+    split: str = typer.Option("val", "--split", help="split whose frames are probed (split by log)"),
+    data_root: Path = typer.Option(None, "--data-root", help="dataset root (default $OPENSCENE_DATA_ROOT)"),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="frame cache (default ENCODER/../frames)"),
+    max_frames: int = typer.Option(1500, "--max-frames"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Linear probes (speed, command, lead vehicle) of an encoder vs a random-init ViT of the same shape."""
+    from planlab.ssl.probe import probe_encoder
+
+    cache = cache_dir or encoder.absolute().parent / "frames"
+    out = probe_encoder(str(encoder), str(data_root) if data_root else None, split, str(cache),
+                        max_frames=max_frames, progress=not json_out)  # fmt: skip
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"{out['frames']} frames of {split}")
+    for key in ("speed_r2", "command_bacc", "lead_bacc", "rankme"):
+        a, b = out["ssl"].get(key), out["random_init"].get(key)
+        fa = "—" if a is None else f"{a:.3f}"
+        fb = "—" if b is None else f"{b:.3f}"
+        console.print(f"  {key:13s} encoder {fa:>8s}   random init {fb:>8s}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ssl_app, name="ssl")

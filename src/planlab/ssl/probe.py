@@ -1,0 +1,187 @@
+"""Linear probes: how much driving-relevant information a frozen encoder's pooled feature holds.
+
+The monitor of pre-training (is the encoder learning anything the planner could use?) and the check that
+SSL features beat a randomly initialised encoder of the same architecture. Features are the mean over patch
+tokens (I-JEPA has no CLS token, methods_facts §1.7, lesson C2), standardised with the probe-train
+statistics. Frames are split **by log** into probe-train and probe-test, so a probe cannot succeed by
+recognising neighbouring frames of one drive. Tasks:
+
+- ``speed``: ridge regression on the ego speed, scored by R² on the test logs;
+- ``command``: multinomial logistic regression on the driving command, balanced accuracy;
+- ``lead``: logistic regression on "a vehicle is ahead in the ego corridor", balanced accuracy.
+
+A task whose probe-train part has a single class is reported as None (nothing to learn).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+TASKS = ("speed", "command", "lead")
+
+
+@torch.no_grad()
+def pooled_features(
+    encoder: torch.nn.Module, images: np.ndarray, batch_size: int = 64, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """``[N, D]`` float64 mean-pooled patch tokens of ``images`` (``[N, 3, H, W]``, any float dtype)."""
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.asarray(images[start : start + batch_size], dtype=np.float32)).to(device)
+            out.append(encoder(x).mean(dim=1).double().cpu().numpy())
+    finally:
+        encoder.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def log_split(logs: Sequence[str], test_fraction: float) -> np.ndarray:
+    """Boolean "is test" per frame: whole logs, chosen by a stable hash of the log name (≥ 1 log each side)."""
+    names = sorted(set(logs))
+    ranked = sorted(names, key=lambda n: hashlib.sha256(f"probe:{n}".encode()).hexdigest())
+    n_test = min(max(1, int(round(test_fraction * len(names)))), max(len(names) - 1, 1))
+    test = set(ranked[:n_test])
+    return np.array([log in test for log in logs], dtype=bool)
+
+
+def effective_rank(features: np.ndarray) -> float:
+    """RankMe: exp(entropy) of the normalised singular values of the centred features (1 = collapsed)."""
+    x = features - features.mean(axis=0, keepdims=True)
+    if x.shape[0] < 2:
+        return math.nan
+    s = np.linalg.svd(x, compute_uv=False)
+    p = s / max(float(s.sum()), 1e-12) + 1e-12
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
+    mu = x[train].mean(axis=0)
+    sd = x[train].std(axis=0)
+    return (x - mu) / np.where(sd > 1e-8, sd, 1.0)
+
+
+def ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray, alpha: float) -> float:
+    """R² on the test rows of a closed-form ridge fit on the train rows (intercept unpenalised)."""
+    xt, yt = x[train], y[train]
+    y_mean = yt.mean()
+    a = xt.T @ xt + alpha * np.eye(x.shape[1])
+    w = np.linalg.solve(a, xt.T @ (yt - y_mean))
+    pred = x[~train] @ w + y_mean
+    ytest = y[~train]
+    ss_tot = float(((ytest - ytest.mean()) ** 2).sum())
+    if ss_tot <= 0:
+        return math.nan
+    return 1.0 - float(((ytest - pred) ** 2).sum()) / ss_tot
+
+
+def logistic_balanced_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, c: float) -> float | None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    if len(np.unique(y[train])) < 2 or (~train).sum() == 0:
+        return None
+    clf = LogisticRegression(C=c, max_iter=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings on tiny probe sets
+        clf.fit(x[train], y[train])
+        return float(balanced_accuracy_score(y[~train], clf.predict(x[~train])))
+
+
+def run_probes(
+    features: np.ndarray,
+    labels: dict[str, np.ndarray],
+    is_test: np.ndarray,
+    ridge_alpha: float = 1.0,
+    logistic_c: float = 1.0,
+) -> dict[str, Any]:
+    """Scores of every task plus the feature statistics (RankMe, std of the pooled features)."""
+    train = ~is_test
+    x = _standardise(features, train)
+    out: dict[str, Any] = {
+        "n_train": int(train.sum()),
+        "n_test": int(is_test.sum()),
+        "rankme": effective_rank(features),
+        "pooled_std": float(features.std(axis=0).mean()),
+        "speed_r2": ridge_r2(x, labels["speed"].astype(np.float64), train, ridge_alpha),
+        "command_bacc": logistic_balanced_accuracy(x, labels["command"].astype(int), train, logistic_c),
+        "lead_bacc": logistic_balanced_accuracy(x, labels["lead"].astype(int), train, logistic_c),
+    }
+    return out
+
+
+def compare(ssl: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
+    """Per task: SSL score − random-init score (positive = the SSL features hold more)."""
+    out = {}
+    for key in ("speed_r2", "command_bacc", "lead_bacc"):
+        a, b = ssl.get(key), random.get(key)
+        out[key] = None if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) else a - b
+    return out
+
+
+def encoder_camera(encoder_dir: str, image_size: tuple[int, int]) -> Any:
+    """The camera settings an encoder was pre-trained with (``planlab.json``), else the defaults at its native
+    image size."""
+    import json
+    from pathlib import Path
+
+    from planlab.agents.learned_config import CameraFeatureConfig
+    from planlab.config import build_config
+    from planlab.ssl.convert import INFO_FILE
+
+    info_path = Path(encoder_dir) / INFO_FILE
+    cam = {}
+    if info_path.is_file():
+        cam = dict(json.loads(info_path.read_text()).get("camera") or {})
+    cam.update({"history_index": 0})
+    cam.setdefault("image_height", image_size[0])
+    cam.setdefault("image_width", image_size[1])
+    return build_config(CameraFeatureConfig, cam)
+
+
+def probe_encoder(
+    encoder_dir: str,
+    root: str | None,
+    split: str,
+    cache_root: str,
+    *,
+    max_frames: int = 1500,
+    test_fraction: float = 0.3,
+    lead_range: tuple[float, float] = (2.0, 30.0),
+    lead_half_width: float = 2.0,
+    random_seed: int = 0,
+    splits_file: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Probe a ``planlab-vit/1`` encoder directory against a random-init ViT of the same architecture."""
+    from planlab.models.vit import load_vit
+    from planlab.ssl.encoder import JepaViT
+    from planlab.ssl.frames import build_frames
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    vit = load_vit(encoder_dir).to(device)
+    c = vit.config
+    camera = encoder_camera(encoder_dir, (c.grid_height * c.patch_size, c.grid_width * c.patch_size))
+    frames = build_frames(root, split, camera, cache_root, max_frames=max_frames, splits_file=splits_file,
+                          lead_range=lead_range, lead_half_width=lead_half_width, progress=progress)  # fmt: skip
+    is_test = log_split(frames.logs, test_fraction)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(random_seed)
+    try:
+        random_vit = JepaViT(c).to(device)
+    finally:
+        torch.random.set_rng_state(state)
+    ssl = run_probes(pooled_features(vit, frames.images, device=device), frames.labels, is_test)
+    rnd = run_probes(pooled_features(random_vit, frames.images, device=device), frames.labels, is_test)
+    return {"encoder": str(encoder_dir), "split": split, "frames": len(frames), "ssl": ssl, "random_init": rnd,
+            "ssl_minus_random": compare(ssl, rnd)}  # fmt: skip

@@ -1,0 +1,142 @@
+"""I-JEPA model pieces: the subset encoder, the predictor's shapes and independence, the EMA update, the loss
+and the schedules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from planlab.models.vit import ViT, ViTConfig, load_vit, save_vit
+from planlab.ssl.encoder import JepaViT, gather_tokens, sincos_2d
+from planlab.ssl.ijepa import IJepa, ema_update
+from planlab.ssl.masks import MultiBlockMasks
+from planlab.ssl.predictor import Predictor
+from planlab.ssl.schedules import lr_at, momentum_at, weight_decay_at
+
+CFG = ViTConfig(patch_size=8, embed_dim=32, depth=2, num_heads=2, grid_height=4, grid_width=8)
+
+
+def _images(b: int = 3, seed: int = 0) -> torch.Tensor:
+    return torch.randn(b, 3, 32, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sincos_codes_are_distinct_and_bounded():
+    pe = sincos_2d(32, 4, 8)
+    assert pe.shape == (32, 32) and pe.abs().max() <= 1.0
+    assert len({tuple(r.tolist()) for r in pe.round(decimals=5)}) == 32  # every grid cell has its own code
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_2d(30, 2, 2)
+
+
+def test_encoder_on_a_subset_equals_gathered_full_embedding():
+    torch.manual_seed(0)
+    enc = JepaViT(CFG).eval()
+    x = _images()
+    full = enc(x)
+    assert full.shape == (3, 32, 32)
+    keep_all = torch.arange(32).expand(3, -1)
+    assert torch.allclose(enc(x, keep_all), full, atol=1e-6)
+    keep = torch.stack([torch.randperm(32, generator=torch.Generator().manual_seed(i))[:10].sort().values
+                        for i in range(3)])  # fmt: skip
+    # tokens are dropped before the blocks: the same as running the blocks on the gathered embeddings
+    manual = gather_tokens(enc.embed(x), keep)
+    for blk in enc.blocks:
+        manual = blk(manual)
+    assert torch.allclose(enc(x, keep), enc.norm(manual), atol=1e-6)
+    assert not torch.allclose(
+        enc(x, keep), gather_tokens(full, keep), atol=1e-3
+    )  # context never saw the rest
+
+
+def test_encoder_position_codes_are_fixed_and_the_format_is_a_plain_vit(tmp_path):
+    torch.manual_seed(0)
+    enc = JepaViT(CFG)
+    assert not enc.pos_embed.requires_grad
+    assert torch.equal(enc.pos_embed[0], sincos_2d(32, 4, 8))
+    save_vit(enc, tmp_path / "enc")
+    plain = load_vit(tmp_path / "enc")
+    assert type(plain) is ViT
+    x = _images()
+    assert torch.equal(plain.eval()(x), enc.eval()(x))
+    assert torch.equal(enc.plain()(x), enc(x))
+
+
+def test_predictor_shapes_and_block_independence():
+    torch.manual_seed(0)
+    pred = Predictor(32, (4, 8), pred_dim=16, depth=2, num_heads=2)
+    masks = MultiBlockMasks((4, 8))(3, torch.Generator().manual_seed(0))
+    ctx = torch.randn(3, masks.context.shape[1], 32, requires_grad=True)
+    out = pred(ctx, masks.context, masks.targets)
+    assert out.shape == (4, 3, masks.targets.shape[2], 32)
+    out.sum().backward()
+    assert ctx.grad is not None and ctx.grad.abs().sum() > 0
+    # moving target block 1 changes nothing about block 0 (each block is predicted in its own pass)
+    moved = masks.targets.clone()
+    moved[1] = (moved[1] + 1) % 32
+    out2 = pred(ctx, masks.context, moved)
+    assert torch.allclose(out2[0], out[0], atol=1e-6)
+    assert not torch.allclose(out2[1], out[1], atol=1e-4)  # a mask token's output depends on its position
+    assert not pred.pos_embed.requires_grad and "pos_embed" not in dict(pred.named_parameters())
+    with pytest.raises(ValueError, match="divisible"):
+        Predictor(32, (4, 8), pred_dim=18, num_heads=4)
+
+
+def test_ema_update_formula_and_fixed_parameters():
+    torch.manual_seed(0)
+    online, target = JepaViT(CFG), JepaViT(CFG)
+    t0 = {k: v.clone() for k, v in target.state_dict().items()}
+    o0 = {k: v.clone() for k, v in online.state_dict().items()}
+    ema_update(target, online, 0.9)
+    for k, v in target.state_dict().items():
+        if k == "pos_embed":
+            assert torch.equal(v, t0[k])  # fixed codes are not averaged
+        else:
+            assert torch.allclose(v, 0.9 * t0[k] + 0.1 * o0[k], atol=1e-7), k
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    ema_update(target, online, 1.0)
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+    with pytest.raises(ValueError):
+        ema_update(JepaViT(CFG), Predictor(32, (4, 8), 16, 1, 2), 0.5)
+
+
+def test_ijepa_loss_is_smooth_l1_on_layer_normed_full_image_targets():
+    torch.manual_seed(0)
+    model = IJepa(CFG, pred_dim=16, pred_depth=1, pred_heads=2)
+    assert not any(p.requires_grad for p in model.target_encoder.parameters())
+    x = _images(2)
+    masks = MultiBlockMasks((4, 8))(2, torch.Generator().manual_seed(1))
+    stats = model(x, masks)
+    with torch.no_grad():
+        h = model.target_encoder(x)  # the FULL image, then the target blocks are picked
+        tgt = torch.stack([gather_tokens(F.layer_norm(h, (32,)), t) for t in masks.targets])
+        pred = model.predictor(model.context_encoder(x, masks.context), masks.context, masks.targets)
+    assert torch.allclose(stats.loss, F.smooth_l1_loss(pred, tgt), atol=1e-6)
+    stats.loss.backward()
+    assert model.context_encoder.blocks[0].attn.qkv.weight.grad is not None
+    assert all(p.grad is None for p in model.target_encoder.parameters())
+    assert stats.target_std > 0 and stats.pooled_std > 0
+    groups = model.param_groups()
+    assert all(p.ndim >= 2 for p in groups[0]["params"]) and all(p.ndim < 2 for p in groups[1]["params"])
+    ids = {id(p) for g in groups for p in g["params"]}
+    assert id(model.context_encoder.pos_embed) not in ids and not ids & {
+        id(p) for p in model.target_encoder.parameters()
+    }
+
+
+def test_schedules():
+    total, warm = 100, 10
+    assert lr_at(0, total, warm, 2e-4, 1e-3, 1e-6) == pytest.approx(2e-4)
+    assert lr_at(10, total, warm, 2e-4, 1e-3, 1e-6) == pytest.approx(1e-3)
+    assert lr_at(100, total, warm, 2e-4, 1e-3, 1e-6) == pytest.approx(1e-6)
+    assert lr_at(55, total, warm, 2e-4, 1e-3, 1e-6) == pytest.approx((1e-3 + 1e-6) / 2)
+    # the weight decay rises 0.04 -> 0.4 on a cosine; the momentum ramps linearly 0.996 -> 1
+    wds = [weight_decay_at(s, total, 0.04, 0.4) for s in range(total + 1)]
+    assert wds[0] == pytest.approx(0.04) and wds[-1] == pytest.approx(0.4)
+    assert all(b >= a for a, b in zip(wds, wds[1:], strict=False))
+    assert momentum_at(0, total, 0.996, 1.0) == pytest.approx(0.996)
+    assert momentum_at(50, total, 0.996, 1.0) == pytest.approx(0.998)
+    assert momentum_at(total, total, 0.996, 1.0) == 1.0
+    assert math.isclose(momentum_at(200, total, 0.996, 1.0), 1.0)
