@@ -102,7 +102,8 @@ def test_smoke_passes_on_every_registered_trainable_agent(agent, data, tmp_path)
         "shapes", "completes", "checkpoint", "host_memory", "loss_decreases", "finite", "evaluation"
     }  # fmt: skip
     assert report.memory["host_bytes"] > 50 * 2**20
-    assert report.losses["fixed_batch"]["after"] < report.losses["fixed_batch"]["before"]
+    assert report.losses["train_subset"]["after"] < report.losses["train_subset"]["before"]
+    assert report.losses["train_subset"]["samples"] == 16
     assert report.evaluation["num_valid"] == report.evaluation["num_scenes"] == 5
     # the report files, and the evaluation really ran through the runner into the run dir
     saved = json.loads((tmp_path / "smoke" / "smoke.json").read_text())
@@ -220,3 +221,21 @@ def test_evaluation_uses_the_eval_path_split_and_filter(data):
     assert len(loader.tokens) == 5
     val_logs = set(json.loads(Path(data["overrides"]["data.splits_file"]).read_text())["parts"]["val"])
     assert set(loader.get_tokens_list_per_log()) <= val_logs
+
+
+def test_exp_submit_runs_the_preflight_and_refuses_a_broken_experiment(planted, data, tmp_path):
+    from planlab.cli.main import app
+    from planlab.experiments.launch import new_experiment
+
+    root = tmp_path / "exps"
+    over = {**data["overrides"], "agent.hidden_dim": 16, "agent.name": "list_feature_mlp"}
+    run, _ = new_experiment(root, "broken", "ego_mlp", overrides=over, cluster="local")
+    res = CliRunner().invoke(app, ["exp", "submit", "broken", "--root", str(root)])
+    assert res.exit_code != 0
+    # one line naming the failed criterion, builder and key; nothing was submitted
+    assert "preflight of 'broken' failed (shapes: builder 'ego_status' key 'ego_status' returned list" in str(
+        res.exception
+    )
+    assert json.loads((run / "status.json").read_text())["state"] == "created"
+    (report,) = (run / "logs" / "preflight").glob("*/smoke.json")
+    assert json.loads(report.read_text())["passed"] is False

@@ -162,6 +162,7 @@ def submit(
     only: list[str] = typer.Option(None, "--only", help="Only these stages: train, eval (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Submit even if jobs are recorded as live."),
     detach: bool = typer.Option(False, "--detach", help="Local launcher: run in the background."),
+    no_preflight: bool = typer.Option(False, "--no-preflight", help="Skip the smoke run before submitting."),
     root: Path = _ROOT,
 ) -> None:
     """Submit an experiment: train, then evaluate (afterok), or run it locally."""
@@ -169,6 +170,10 @@ def submit(
 
     from planlab.experiments import launch
 
+    if not (dry_run or no_preflight):  # diagnostics room: `planlab smoke` on this experiment first
+        from planlab.cli.smoke import preflight
+
+        preflight(root, exp_id, only or None, force)
     sub = launch.submit(root, exp_id, launcher=launcher, only=only or None, dry_run=dry_run, force=force,
                         detach=detach, echo=_echo)  # fmt: skip
     if not dry_run and sub.launcher == "slurm":

@@ -256,3 +256,37 @@ def _print_estimate(result: Any, data: dict[str, Any]) -> None:
     console.print(
         f"cluster profile numbers: process_mem_gb: {prof['process_mem_gb']:.1f}, worker_mem_gb: {prof['worker_mem_gb']:.2f}"
     )
+
+
+def preflight(root: Path | None, exp_id: str, only: list[str] | None = None, force: bool = False) -> None:
+    """The smoke run ``planlab exp submit`` does first: PlanlabError (one line) when it fails.
+
+    Skipped when the submission trains nothing (``--only eval``) or will be refused anyway (the experiment
+    is live or completed and ``--force`` was not given); the report goes to ``<run>/logs/preflight/<time>``.
+    """
+    from planlab.diagnostics.smoke import SmokeOptions, run_smoke
+    from planlab.errors import PlanlabError
+    from planlab.experiments import rundir
+    from planlab.experiments.launch import load, plan_stages
+
+    run, resolved = load(root, exp_id)
+    if "train" not in plan_stages(resolved, only, resolved.profile.launcher):
+        return
+    state = rundir.read_status(run).get("state", "created")
+    if not force and state in ("submitted", "running", "requeued", "completed"):
+        return  # launch.submit refuses these with its own message
+    cfg, ctx = resolve_target(None, exp_id, root, None, None)
+    opts = SmokeOptions(host_budget=ctx["node_budget"] // ctx["ranks_per_node"])
+    console.print(f"preflight: smoke run of {exp_id} (skip with --no-preflight)")
+    report = run_smoke(cfg, run / "logs" / "preflight" / _stamp(), opts)
+    print_report(report)
+    if not report.passed:
+        failed = [c for c in report.ordered() if c.status == "fail"] or [
+            c for c in report.ordered() if c.status != "pass"
+        ]
+        first = failed[0] if failed else None
+        why = f"{first.name}: {first.detail}" if first else "see the report"
+        raise PlanlabError(
+            f"preflight of {exp_id!r} failed ({why}); report {report.run_dir / 'smoke.md'}; "
+            "fix it or submit with --no-preflight"
+        )
