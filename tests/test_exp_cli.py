@@ -90,12 +90,15 @@ def test_templates_and_clusters_list(tmp_path):
 
 
 @pytest.mark.slow
-def test_local_launcher_end_to_end(tmp_path, calib_root):
+def test_local_launcher_end_to_end(tmp_path, tiny_dataset, calib_root):
+    """a1 trains on the tiny world and is scored by planlab on the calibration set (local launcher); a2
+    imports NAVSIM's own per-scene CSV of the constant-velocity agent on the same 42 tokens; then
+    list/show/export/compare/aggregate/report."""
     root = tmp_path / "exps"
-    common = ["--template", "ego_mlp", "--cluster", "local", "--data-root", str(calib_root), "--epochs", "1",
-              "--batch-size", "8", "--set", "data.train_split=calib", "--set", "data.val_split=null",
-              "--set", "data.num_workers=0", "--set", "agent.hidden_dim=16", "--set", "eval.split=calib",
-              "--set", "eval.workers=1"]  # fmt: skip
+    common = ["--template", "ego_mlp", "--cluster", "local", "--data-root", str(tiny_dataset), "--epochs", "1",
+              "--batch-size", "4", "--set", "data.val_split=null", "--set", "data.num_workers=0",
+              "--set", "agent.hidden_dim=16", "--set", "eval.split=calib", "--set", f"eval.data_root={calib_root}",
+              "--set", "eval.workers=1", "--set", "logging.tensorboard=false"]  # fmt: skip
     cli(
         "new",
         "--exp-id",
@@ -114,7 +117,7 @@ def test_local_launcher_end_to_end(tmp_path, calib_root):
         "--exp-id",
         "a2",
         "--description",
-        "lr 1e-2",
+        "NAVSIM CV agent",
         "--learning-rate",
         "1e-2",
         "--tags",
@@ -122,32 +125,39 @@ def test_local_launcher_end_to_end(tmp_path, calib_root):
         *common,
         root=root,
     )
-    for exp_id in ("a1", "a2"):
-        out = cli("submit", exp_id, root=root)
-        assert "failed" not in out.stdout
-    listing = json.loads(
-        cli("list", "--tags", "e2e", "--sort", "score", "--desc", "--json", root=root).stdout
+    out = cli("submit", "a1", root=root)
+    assert "failed" not in out.stdout
+    imported = cli(
+        "harvest",
+        "a2",
+        "--import",
+        str(calib_root / "expected" / "constant_velocity.csv"),
+        "--split",
+        "calib",
+        root=root,
     )
-    assert [r["status"] for r in listing] == ["completed", "completed"]
+    assert "navsim-v1.1" in imported.stdout
+    listing = json.loads(cli("list", "--tags", "e2e", "--sort", "exp_id", "--json", root=root).stdout)
+    assert [r["status"] for r in listing] == ["completed", "created"]
     assert all(r["primary"]["n_scenarios"] == 42 and r["primary"]["metric"] == "pdms" for r in listing)
-    for exp_id in ("a1", "a2"):
-        run = root / exp_id
-        assert (run / "eval" / "calib" / "pdm_scores.csv").is_file() and (
-            run / "checkpoints" / "last.ckpt"
-        ).is_file()
-        logs = sorted(p.name for p in (run / "logs").iterdir())
-        assert any(n.startswith("train-local-") for n in logs) and any(
-            n.startswith("eval-local-") for n in logs
-        )
+    run = root / "a1"
+    assert (run / "eval" / "calib" / "pdm_scores.csv").is_file() and (
+        run / "checkpoints" / "last.ckpt"
+    ).is_file()
+    logs = sorted(p.name for p in (run / "logs").iterdir())
+    assert any(n.startswith("train-local-") for n in logs) and any(n.startswith("eval-local-") for n in logs)
     show = json.loads(cli("show", "a1", "--json", root=root).stdout)
     assert show["git"]["sha"] and [j["stage"] for j in show["jobs"]] == ["train", "eval"]
-    assert show["checkpoint"].endswith("last.ckpt")
+    assert show["checkpoint"].endswith("last.ckpt") and show["wall_time_s"] > 0
     cli("export", str(tmp_path / "results_master.csv"), root=root)
     rows = list(csv.DictReader(open(tmp_path / "results_master.csv")))
     assert {r["exp_id"] for r in rows} == {"a1", "a2"} and all(r["pdms"] for r in rows)
     assert {float(r["train.optim.lr"]) for r in rows} == {1e-3, 1e-2}
     cmp = json.loads(cli("compare", "a1", "a2", "--json", root=root).stdout)
     assert [d[0] for d in cmp["config_diff"]] == ["train.optim.lr"] and cmp["test"]["n"] == 42
+    assert cmp["score_b"] == pytest.approx(
+        float(open(calib_root / "expected" / "constant_velocity.csv").read().splitlines()[-1].split(",")[-1])
+    )
     agg = json.loads(cli("aggregate", "--json", root=root).stdout)
     assert sorted(g["n"] for g in agg) == [1, 1]
     cli("report", "--out", str(tmp_path / "report"), root=root)

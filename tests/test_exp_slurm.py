@@ -1,7 +1,8 @@
 """On the real local SLURM (slurm-local-up): chains, dependencies, arrays, requeue/resume, scancel, DDP.
 
-Every job is a real planlab training or evaluation run on the calibration set (42 scenes, real
-OpenScene/NAVSIM formats), kept to a few seconds of work. Jobs are submitted through the library the CLI
+Every job is a real planlab training run on the tiny synthetic world (``tiny_dataset``: 7 scenes per split)
+or a real evaluation (its test split, or the 42-scene calibration set where sharding by log needs several
+logs), kept to a few seconds of work. Jobs are submitted through the library the CLI
 calls; states are polled with timeouts.
 """
 
@@ -23,18 +24,20 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TIMEOUT = 240.0
 
 
-def tiny(calib_root: Path, **extra: Any) -> list[str]:
-    """Overrides for a seconds-long training on the calibration set, scored on the same split."""
+def tiny(data: Path, **extra: Any) -> list[str]:
+    """Overrides for a seconds-long training on the tiny world, scored on its test split."""
     over = {
-        "data.root": str(calib_root),
-        "data.train_split": "calib",
+        "data.root": str(data),
+        "data.train_split": "train",
         "data.val_split": None,
         "data.num_workers": 0,
         "trainer.max_epochs": 1,
-        "trainer.batch_size": 8,
-        "trainer.log_every_n_steps": 2,
+        "trainer.batch_size": 4,
+        "trainer.log_every_n_steps": 1,
         "agent.hidden_dim": 16,
-        "eval.split": "calib",
+        "eval.split": "test",
+        "eval.workers": 1,
+        "logging.tensorboard": False,
     }
     over.update(extra)
     return [f"{k}={'null' if v is None else v}" for k, v in over.items()]
@@ -90,8 +93,8 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("slurm_exps")
 
 
-def test_dry_run_submits_nothing(root, calib_root):
-    launch.new_experiment(root, "dry", "ego_mlp", overrides=tiny(calib_root), cluster="local-slurm")
+def test_dry_run_submits_nothing(root, tiny_dataset):
+    launch.new_experiment(root, "dry", "ego_mlp", overrides=tiny(tiny_dataset), cluster="local-slurm")
     before = job_ids_in_queue()
     sub = launch.submit(root, "dry", dry_run=True)
     assert [p.name for p in sub.scripts] == ["train.sbatch", "eval.sbatch"] and not sub.jobs
@@ -100,13 +103,22 @@ def test_dry_run_submits_nothing(root, calib_root):
     assert state(root / "dry") == "created"
 
 
-def test_train_eval_chain_completes_and_is_harvested(root, calib_root):
-    """train -> eval as a 2-shard array (afterok) -> merge (afterok on the array), then harvest."""
+def test_train_eval_chain_completes_and_is_harvested(root, tiny_dataset, calib_root):
+    """train (tiny world, with validation) -> eval of the best checkpoint on the calibration set's 5 logs as
+    a 2-shard array (afterok) -> merge (afterok on the array), then harvest."""
     run, _ = launch.new_experiment(
         root,
         "chain",
         "ego_mlp",
-        overrides=tiny(calib_root, **{"eval.shards": 2}),
+        overrides=tiny(
+            tiny_dataset,
+            **{
+                "data.val_split": "val",
+                "eval.shards": 2,
+                "eval.split": "calib",
+                "eval.data_root": str(calib_root),
+            },
+        ),
         cluster="local-slurm",
         description='chain "test" $(touch PWNED)',
     )
@@ -142,8 +154,8 @@ def test_train_eval_chain_completes_and_is_harvested(root, calib_root):
     assert not list(Path.cwd().glob("PWNED"))
 
 
-def test_failing_train_cancels_its_eval(root, calib_root, tmp_path):
-    run, _ = launch.new_experiment(root, "broken", "ego_mlp", overrides=tiny(calib_root, **{"data.root": str(tmp_path / "missing")}),
+def test_failing_train_cancels_its_eval(root, tiny_dataset, tmp_path):
+    run, _ = launch.new_experiment(root, "broken", "ego_mlp", overrides=tiny(tiny_dataset, **{"data.root": str(tmp_path / "missing")}),
                                    cluster="local-slurm")  # fmt: skip
     sub = launch.submit(root, "broken")
     assert wait_state(run, ("failed", "completed")) == "failed"
@@ -158,9 +170,9 @@ def test_failing_train_cancels_its_eval(root, calib_root, tmp_path):
     assert [j["stage"] for j in json.loads((run / "meta.json").read_text())["jobs"]] == ["train"]
 
 
-def test_sweep_2x3_runs_as_one_array(root, calib_root):
+def test_sweep_2x3_runs_as_one_array(root, tiny_dataset):
     sdir, ids = launch.new_sweep(root, "sw", "ego_mlp", grid=["optim.lr=1e-3,3e-3"], seeds=[0, 1, 2],
-                                 overrides=tiny(calib_root, **{"data.max_scenes": 16}), cluster="local-slurm")  # fmt: skip
+                                 overrides=tiny(tiny_dataset), cluster="local-slurm")  # fmt: skip
     assert len(ids) == 6
     sub = launch.submit_sweep(root, "sw")
     assert set(sub.jobs) == {"train", "eval"}
@@ -176,7 +188,7 @@ def test_sweep_2x3_runs_as_one_array(root, calib_root):
     tasks = [ln.split("|") for ln in out.stdout.split()]
     assert sorted(t[0] for t in tasks) == [f"{sub.jobs['train']}_{i}" for i in range(6)]
     rows = registry.list_experiments(root, tags=["sw"], sort="exp_id")
-    assert len(rows) == 6 and all(r["primary"] and r["primary"]["n_scenarios"] == 42 for r in rows)
+    assert len(rows) == 6 and all(r["primary"] and r["primary"]["n_scenarios"] == 7 for r in rows)
     from planlab.experiments.export import aggregate
 
     _, groups = aggregate(rows)
@@ -185,9 +197,9 @@ def test_sweep_2x3_runs_as_one_array(root, calib_root):
     assert all(list((root / e / "logs").glob("train-*.out")) for e in ids)
 
 
-def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, calib_root):
+def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, tiny_dataset):
     run, _ = launch.new_experiment(root, "rq", "ego_mlp", cluster="local-slurm",
-                                   overrides=tiny(calib_root, **{"trainer.max_epochs": 60, "checkpoint.every_n_train_steps": 5,
+                                   overrides=tiny(tiny_dataset, **{"trainer.max_epochs": 30, "checkpoint.every_n_train_steps": 5,
                                                                  "eval.enabled": False}))  # fmt: skip
     sub = launch.submit(root, "rq")
     job = sub.jobs["train"]
@@ -204,16 +216,17 @@ def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, calib_root):
     assert trains[0]["state"] == "terminated" and trains[1]["state"] == "completed"
     resumed = trains[1]["train_stats"]["resumed_from"]
     assert resumed and Path(resumed).parent == run / "checkpoints"
-    assert trains[1]["train_stats"]["global_step"] == 60 * 6  # the full run: nothing lost, nothing repeated
+    # 7 scenes at batch 4: 2 steps per epoch; the full run, nothing lost, nothing repeated
+    assert trains[1]["train_stats"]["global_step"] == 30 * 2
     history = [e["state"] for e in rundir.read_status(run)["history"]]
     assert history[-4:] == ["cancelled", "requeued", "running", "completed"]
     training = json.loads((run / "training.json").read_text())
     assert [e["event"] for e in training["history"]].count("resume") == 1
 
 
-def test_scancel_gives_cancelled(root, calib_root):
+def test_scancel_gives_cancelled(root, tiny_dataset):
     run, _ = launch.new_experiment(root, "sc", "ego_mlp", cluster="local-slurm",
-                                   overrides=tiny(calib_root, **{"trainer.max_epochs": 200, "eval.enabled": False}))  # fmt: skip
+                                   overrides=tiny(tiny_dataset, **{"trainer.max_epochs": 500, "eval.enabled": False}))  # fmt: skip
     sub = launch.submit(root, "sc")
     wait_for(lambda: state(run) == "running", TIMEOUT, "the job to start")
     subprocess.run(["scancel", sub.jobs["train"]], check=True)
@@ -226,9 +239,9 @@ def test_scancel_gives_cancelled(root, calib_root):
     assert registry.get_experiment(root, "sc")["status"] == "cancelled"
 
 
-def test_two_task_srun_ddp_on_cpu(root, calib_root):
+def test_two_task_srun_ddp_on_cpu(root, tiny_dataset):
     run, r = launch.new_experiment(root, "ddp", "ego_mlp", cluster="local-slurm",
-                                   overrides=tiny(calib_root, **{"trainer.max_epochs": 2, "eval.enabled": False,
+                                   overrides=tiny(tiny_dataset, **{"trainer.max_epochs": 2, "eval.enabled": False,
                                                                  "resources.train.cpu_tasks_per_node": 2}))  # fmt: skip
     assert (r.train.trainer.devices, r.train.trainer.strategy) == (2, "ddp")
     launch.submit(root, "ddp")
@@ -237,5 +250,5 @@ def test_two_task_srun_ddp_on_cpu(root, calib_root):
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "distributed_backend=gloo" in log
     meta = json.loads((run / "meta.json").read_text())
     assert meta["training"]["resolved"]["world_size"] == 2
-    # 42 scenes over 2 ranks at batch 8: 3 steps per epoch each
-    assert meta["jobs"][-1]["train_stats"]["global_step"] == 2 * 3
+    # 7 scenes over 2 ranks (4 each) at batch 4: 1 step per epoch
+    assert meta["jobs"][-1]["train_stats"]["global_step"] == 2 * 1
