@@ -62,8 +62,9 @@ def test_every_packaged_template_is_well_formed():
         data = load_template(name)
         assert set(data) <= set(TEMPLATE_KEYS)
         agent = data["train"]["agent"]["name"]
-        if agent not in trainable_agents():
-            continue  # resolved below once its room registers the agent
+        assert agent in trainable_agents(), (
+            f"{name}.yaml: agent {agent!r} is not a trainable registered agent"
+        )
         spec, tmpl = make_spec(f"t-{name}", name)
         resolved = resolve(spec, tmpl)
         assert resolved.train.agent_name == agent

@@ -23,7 +23,7 @@ from typing import Any
 from planlab.errors import PlanlabError
 from planlab.experiments import rundir
 from planlab.experiments.ids import check_id
-from planlab.experiments.provenance import host_info, job_identity, slurm_env
+from planlab.experiments.provenance import git_info, host_info, job_identity, slurm_env
 
 STAGES = ("train", "eval", "merge")
 
@@ -72,12 +72,14 @@ def _totals(meta: dict[str, Any]) -> None:
 def job_started(run: Path, stage: str, ident: dict[str, Any], **info: Any) -> str:
     """Record this job attempt in meta.json and set status running (after ``requeued`` on a restart)."""
     key = _attempt_key(ident, stage)
+    git = git_info(with_diff=False)  # the training stage also stores the full diff (git.diff)
     entry = {
         "key": key,
         "stage": stage,
         **ident,
         "start": rundir.now_iso(),
         "host": host_info(),
+        "git": {k: git.get(k) for k in ("sha", "branch", "dirty")},
         "slurm": slurm_env(),
         **info,
     }

@@ -177,6 +177,14 @@ class Submission:
     exit_code: int = 0
 
 
+def _git_brief() -> dict[str, Any]:
+    """The submitting checkout's sha/branch/dirty flag (recorded with each submission)."""
+    from planlab.experiments.provenance import git_info
+
+    info = git_info(with_diff=False)
+    return {k: info.get(k) for k in ("sha", "branch", "dirty")}
+
+
 def plan_stages(resolved: ResolvedExperiment, only: Sequence[str] | None, launcher: str) -> list[str]:
     stages = ["train"]
     if resolved.eval.enabled:
@@ -278,7 +286,7 @@ def submit(
             return sub
         ids = local.local_job_ids(stages)
         sub.jobs = ids
-        rundir.record_jobs(run, ids, "local", stages)
+        rundir.record_jobs(run, ids, "local", stages, git=_git_brief())
         registry.harvest(base, [exp_id])
         if detach:
             pid = local.spawn_detached(base, run, stages, ids)
@@ -300,7 +308,9 @@ def submit(
         echo(f"dry run: wrote {len(scripts)} script(s) into {run / 'scripts'}; nothing submitted")
         return sub
     sub.jobs = _sbatch_chain(scripts, echo)
-    rundir.record_jobs(run, sub.jobs, "slurm", stages, scripts=[str(p) for p in sub.scripts])
+    rundir.record_jobs(
+        run, sub.jobs, "slurm", stages, scripts=[str(p) for p in sub.scripts], git=_git_brief()
+    )
     registry.harvest(base, [exp_id])
     return sub
 
@@ -492,9 +502,12 @@ def submit_sweep(
         return sub
     arrays = _sbatch_chain(scripts, echo)
     sub.jobs = arrays
+    git = _git_brief()
     for i, (run, _) in enumerate(loaded):
         jobs = {stage: f"{arrays[stage]}_{i}" for stage in arrays}
-        rundir.record_jobs(run, jobs, "slurm", stages, sweep=sweep_id, scripts=[str(p) for p in sub.scripts])
+        rundir.record_jobs(
+            run, jobs, "slurm", stages, sweep=sweep_id, scripts=[str(p) for p in sub.scripts], git=git
+        )
     rundir.update_json(sdir, "submissions.json", lambda d: d.setdefault("submissions", []).append(
         {"time": created, "jobs": arrays, "scripts": [str(p) for p in sub.scripts]}))  # fmt: skip
     registry.harvest(base, ids)
