@@ -25,42 +25,28 @@ from planlab.training.config import build_train_config, train_config_from_dict
 pytestmark = pytest.mark.slow
 
 
-def calib_overrides(root: Path, splits: Path, **extra) -> dict:
-    base = {
-        "data.root": str(root),
-        "data.splits_file": str(splits),
+@pytest.fixture(scope="module")
+def run(tiny_dataset, tmp_path_factory) -> Path:
+    """A real planlab training run of the ego MLP on the tiny synthetic world, with validation
+    (last.ckpt + top-k + index.json)."""
+    from planlab.training.train import run_training
+
+    root = tmp_path_factory.mktemp("diag_ckpt")
+    overrides = {
+        "data.root": str(tiny_dataset),
         "data.train_split": "train",
         "data.val_split": "val",
         "data.num_workers": 0,
         "trainer.max_epochs": 2,
-        "trainer.batch_size": 8,
+        "trainer.batch_size": 2,
         "trainer.log_every_n_steps": 1,
         "trainer.progress_bar": False,
         "agent.hidden_dim": 32,
         "checkpoint.save_top_k": 2,
     }
-    base.update(extra)
-    return base
-
-
-def write_calib_split(calib_root: Path, path: Path) -> Path:
-    """A by-log train/val split of the calibration logs (3 train logs, 2 val logs)."""
-    from planlab.data.splits import make_log_split
-
-    logs = sorted(p.stem for p in (calib_root / "navsim_logs" / "calib").glob("*.pkl"))
-    make_log_split(logs, {"train": 0.6, "val": 0.4}, seed=0, data_split="calib").write(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def run(calib_root, tmp_path_factory) -> Path:
-    """A real planlab training run of the ego MLP with validation (last.ckpt + top-k + index.json)."""
-    from planlab.training.train import run_training
-
-    root = tmp_path_factory.mktemp("diag_ckpt")
-    splits = write_calib_split(calib_root, root / "splits.json")
-    cfg = build_train_config("ego_status_mlp", overrides=calib_overrides(calib_root, splits))
-    result = run_training(cfg, root / "run", progress=False)
+    result = run_training(
+        build_train_config("ego_status_mlp", overrides=overrides), root / "run", progress=False
+    )
     assert result.state == "completed"
     return result.run_dir
 
@@ -96,7 +82,7 @@ def test_good_run_dir_is_valid_and_lists_every_checkpoint(run):
     assert last.total_params == sum(p.numel() for p in agent.parameters())
     assert [m.name for m in last.modules] == ["mlp"] and last.modules[0].frozen is False
     n_train = json.loads((run / "meta.json").read_text())["data"]["train"]["num_tokens"]
-    assert last.global_step == 2 * math.ceil(n_train / 8) and last.epoch == 1  # 2 epochs, batch 8
+    assert last.global_step == 2 * math.ceil(n_train / 2) and last.epoch == 1  # 2 epochs, batch 2
     assert {c.name: c.status for c in last.checks}["optimizer"] == "ok"
     assert any(c.name == "index" and c.status == "ok" for c in rep.checks)
 

@@ -20,25 +20,22 @@ LOGS = Path(__file__).resolve().parent / "data" / "logs"
 
 
 @pytest.fixture(scope="module")
-def run(calib_root, tmp_path_factory) -> Path:
-    """A real planlab run of the ego MLP with validation, 3 epochs, logging every step."""
-    from planlab.data.splits import make_log_split
+def run(tiny_dataset, tmp_path_factory) -> Path:
+    """A real planlab run of the ego MLP on the tiny synthetic world, with validation, 3 epochs, logging
+    every step."""
     from planlab.training.config import build_train_config
     from planlab.training.train import run_training
 
     root = tmp_path_factory.mktemp("diag_logs")
-    logs = sorted(p.stem for p in (calib_root / "navsim_logs" / "calib").glob("*.pkl"))
-    make_log_split(logs, {"train": 0.6, "val": 0.4}, seed=0, data_split="calib").write(root / "splits.json")
     cfg = build_train_config(
         "ego_status_mlp",
         overrides={
-            "data.root": str(calib_root),
-            "data.splits_file": str(root / "splits.json"),
+            "data.root": str(tiny_dataset),
             "data.train_split": "train",
             "data.val_split": "val",
             "data.num_workers": 0,
             "trainer.max_epochs": 3,
-            "trainer.batch_size": 8,
+            "trainer.batch_size": 2,
             "trainer.log_every_n_steps": 1,
             "trainer.progress_bar": False,
             "optim.lr": 3e-3,

@@ -5,7 +5,6 @@ returns a list, on a planted NaN loss and on a memory budget that is too small."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -40,7 +39,7 @@ TINY: dict[str, dict] = {
     },
     "vocab_scorer": {
         **_TINY_ENCODER,
-        "agent.vocabulary_size": 8,
+        "agent.vocabulary_size": 4,
         "agent.d_model": 32,
         "agent.num_layers": 1,
         "agent.num_heads": 2,
@@ -51,27 +50,24 @@ TRAINABLE = [spec.name for spec in registry.list_agents() if spec.trainable]
 
 
 @pytest.fixture(scope="module")
-def data(calib_root, tmp_path_factory) -> dict:
-    """Calibration logs split by log into train/val, one metric cache of every scene (shared by the
-    evaluations and the vocabulary scorer's targets) and a k-means vocabulary of the training futures."""
+def data(tiny_dataset, tmp_path_factory) -> dict:
+    """The tiny synthetic world, one metric cache of its train and val scenes (shared by the evaluations
+    and the vocabulary scorer's targets) and a k-means vocabulary of the training futures."""
     from planlab.data.loader import SceneLoader
-    from planlab.data.splits import make_log_split
     from planlab.evaluation.cache import build_cache
     from planlab.scene import SceneFilter
     from planlab.training.cache_jobs import build_vocabulary
 
     root = tmp_path_factory.mktemp("diag_smoke")
-    logs = sorted(p.stem for p in (calib_root / "navsim_logs" / "calib").glob("*.pkl"))
-    make_log_split(logs, {"train": 0.6, "val": 0.4}, seed=0, data_split="calib").write(root / "splits.json")
     cache = root / "metric_cache"
-    build_cache(SceneLoader(calib_root, "calib", SceneFilter(frame_interval=1)), cache, progress=False)
+    for split in ("train", "val"):
+        build_cache(SceneLoader(tiny_dataset, split, SceneFilter(frame_interval=1)), cache, progress=False)
     overrides = {
-        "data.root": str(calib_root),
-        "data.splits_file": str(root / "splits.json"),
+        "data.root": str(tiny_dataset),
         "data.train_split": "train",
         "data.val_split": "val",
         "data.num_workers": 0,
-        "trainer.batch_size": 8,
+        "trainer.batch_size": 4,
         "optim.lr": 1e-3,
     }
     vocab_cfg = build_train_config("vocab_scorer", overrides={**overrides, **TINY["vocab_scorer"]})
@@ -83,7 +79,7 @@ def data(calib_root, tmp_path_factory) -> dict:
             "data.cache.path": str(root / "feature_cache"),  # its targets are computed once per token
         }
     )
-    return {"overrides": overrides, "eval_cache": str(cache)}
+    return {"overrides": overrides, "eval_cache": str(cache), "root": tiny_dataset}
 
 
 def options(data: dict, **kw) -> SmokeOptions:
@@ -103,7 +99,7 @@ def test_smoke_passes_on_every_registered_trainable_agent(agent, data, tmp_path)
     }  # fmt: skip
     assert report.memory["host_bytes"] > 50 * 2**20
     assert report.losses["train_subset"]["after"] < report.losses["train_subset"]["before"]
-    assert report.losses["train_subset"]["samples"] == 16
+    assert report.losses["train_subset"]["samples"] == 7  # every scene of the tiny world's train log
     assert report.evaluation["num_valid"] == report.evaluation["num_scenes"] == 5
     # the report files, and the evaluation really ran through the runner into the run dir
     saved = json.loads((tmp_path / "smoke" / "smoke.json").read_text())
@@ -209,7 +205,7 @@ def test_smoke_config_keeps_the_job_settings(data):
     assert (smoke.trainer.devices, smoke.trainer.num_nodes, smoke.trainer.max_steps) == (1, 1, 10)
     assert smoke.data.max_scenes == 24 and smoke.optim.warmup_steps == 2
     # what decides memory and numerics stays as the job has it
-    assert smoke.trainer.batch_size == 8 and smoke.data.num_workers == 3 and smoke.optim.lr == 1e-3
+    assert smoke.trainer.batch_size == 4 and smoke.data.num_workers == 3 and smoke.optim.lr == 1e-3
     assert smoke.trainer.precision == "32" and over["trainer.max_steps"] == 10
 
 
@@ -218,8 +214,8 @@ def test_evaluation_uses_the_eval_path_split_and_filter(data):
 
     cfg = build_train_config("ego_status_mlp", overrides=data["overrides"])
     loader = eval_loader(cfg, 5)
-    assert len(loader.tokens) == 5
-    val_logs = set(json.loads(Path(data["overrides"]["data.splits_file"]).read_text())["parts"]["val"])
+    assert len(loader.tokens) == 5 and loader.split == "val"
+    val_logs = {p.stem for p in (data["root"] / "navsim_logs" / "val").glob("*.pkl")}
     assert set(loader.get_tokens_list_per_log()) <= val_logs
 
 
