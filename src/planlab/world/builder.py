@@ -786,13 +786,13 @@ class NetworkBuilder:
                 kj = self._side_key(aj, "right")
                 if ki in ends and kj in ends:
                     pts = np.stack([ends[ki], ends[kj]])
-                    gap = (aj.angle - ai.angle) % (2 * np.pi)
-                    if gap < np.deg2rad(150):
-                        corner = self._corner(n, ai, aj)
-                        if corner is not None:
-                            u = corner[2] - n.xy
-                            u = u / max(np.hypot(*u), 1e-9)
-                            pts = np.stack([ends[ki], corner[2] + 0.5 * SIDEWALK_WIDTH * u * 1.4, ends[kj]])
+                    kerb = self._curbs.get((n.idx, i))
+                    if kerb is not None and len(kerb):
+                        # round the corner on the pavement: the kerb's middle moved out by half a sidewalk
+                        mid = kerb[len(kerb) // 2]
+                        u = mid - n.xy
+                        u = u / max(np.hypot(*u), 1e-9)
+                        pts = np.stack([ends[ki], mid + (0.5 * SIDEWALK_WIDTH + 0.2) * u, ends[kj]])
                     if np.hypot(*(pts[-1] - pts[0])) > 0.5:
                         eid = len(edges)
                         edges[eid] = PedEdge(eid, resample_by_arclength(pts, 2.0), ki, kj)

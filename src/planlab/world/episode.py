@@ -18,6 +18,7 @@ from planlab.world.network import RoadNetwork
 from planlab.world.scenarios import (
     add_traffic_vehicle,
     feasible,
+    lane_spans_near,
     place,
     place_parked_cars,
     spawn_ego,
@@ -27,8 +28,8 @@ from planlab.world.scenarios import (
 from planlab.world.traffic import DT, World
 
 STEPS_PER_FRAME = 5  # 10 Hz simulation, 2 Hz log
-SPAWN_RADIUS = 170.0  # m: traffic is kept alive within this distance of the ego
-DESPAWN_RADIUS = 230.0
+SPAWN_RADIUS = 150.0  # m: traffic is kept alive within this distance of the ego
+DESPAWN_RADIUS = 200.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _run(world: World, spec: EpisodeSpec, placement, ego, duration: float, kind:
     net, rng = world.net, world.rng
     if placement.red_at is not None:
         jf, phase, t_red = placement.red_at
-        world.signals.plans[jf].set_red_at(phase, t_red)
+        world.signals.plans[jf].set_red_at(phase, t_red, red_for=float(rng.uniform(8.0, 14.0)))
     center = np.array([ego.x, ego.y])
     ahead_free = [(ego.lane(), ego.path.lane_at(ego.s)[1] - 10.0, ego.path.lane_at(ego.s)[1] + placement.keep_clear)]
     for lid in ego.path.lanes[1:4]:
@@ -206,25 +207,19 @@ def _maintain_traffic(world: World, spec: EpisodeSpec) -> None:
                 if holders:
                     holders.discard(vid)
             del world.vehicles[vid]
-    net, rng = world.net, world.rng
-    lanes = [lid for lid in net.lanes_near(c, SPAWN_RADIUS) if not net.lanes[lid].is_connector
-             and world.can_continue(lid) and net.lanes[lid].length > 20.0]
-    if not lanes:
+    rng = world.rng
+    spans = lane_spans_near(world, c, SPAWN_RADIUS)
+    if not spans:
         return
-    total = sum(net.lanes[lid].length for lid in lanes)
-    target = int(round(spec.traffic_density * total / 100.0))
+    target = int(round(spec.traffic_density * sum(s1 - s0 for _, s0, s1 in spans) / 100.0))
     n = len(world.vehicles) - 1
+    # new vehicles appear out of sight of the sensors and beyond the annotation radius
+    far = lane_spans_near(world, c, SPAWN_RADIUS, inner=110.0)
     tries = 0
-    while n < target and tries < 3:
+    while far and n < target and tries < 3:
         tries += 1
-        lid = lanes[int(rng.integers(len(lanes)))]
-        ln = net.lanes[lid]
-        s_local = float(rng.uniform(2.0, max(3.0, ln.length - 12.0)))
-        p = ln.center[min(int(s_local / max(ln.length, 1e-6) * (len(ln.center) - 1)), len(ln.center) - 1)]
-        if math.hypot(p[0] - c[0], p[1] - c[1]) < 110.0:
-            continue  # appear out of sight of the sensors and the annotation radius
-        if add_traffic_vehicle(world, lid, s_local, float(rng.uniform(0.6, 0.95))) is not None:
-            world.vehicles[max(world.vehicles)].update_pose()
+        lid, s0, s1 = far[int(rng.integers(len(far)))]
+        if add_traffic_vehicle(world, lid, float(rng.uniform(s0, s1)), float(rng.uniform(0.6, 0.95))) is not None:
             n += 1
 
 

@@ -223,6 +223,13 @@ class Expert:
             return
         dist = np.hypot(ob.cx[statics] - ego.x, ob.cy[statics] - ego.y)
         near = statics[dist < look + 10.0]
+        if len(near) == 0:
+            return
+        # keep only objects close to the path ahead (cheap test on path samples before exact projections)
+        ss = ego.s + np.arange(0.0, look + 5.0, 2.0)
+        p = ego.path.pose(ss)
+        dmin = np.min(np.hypot(ob.cx[near, None] - p[None, :, 0], ob.cy[near, None] - p[None, :, 1]), axis=1)
+        near = near[dmin < 0.5 * ego.width + NUDGE_CLEARANCE + np.hypot(ob.hl[near], ob.hw[near]) + 0.5]
         hits = []
         for j in near:
             owner = ob.owner[j]
@@ -252,18 +259,23 @@ class Expert:
         right_nb = [n for n in neighbours(net, lane_id) if net.lanes[n].index == lane.index + 1]
         side_nb = left_nb if shift > 0 else right_nb
         if abs(shift) <= NUDGE_MAX:
-            ramp = float(np.clip(ego.v * 2.8, 14.0, 30.0))
+            # a quintic shift over time T peaks at 5.77·|shift|/T² lateral acceleration: keep it ≤ 1.2 m/s²
+            t_min = max(2.0, math.sqrt(5.77 * abs(shift) / 1.2))
+            v_lim = float(self.world.desired_speed(ego))
+            ramp = max(10.0, ego.v * t_min)
+            ramp_back = max(10.0, max(ego.v, v_lim) * t_min)
             start = s0 - ego.front - ramp - 2.0
-            if start < ego.s + 0.5:
-                start = ego.s + 0.5
-                ramp = s0 - ego.front - 2.0 - start
             end = s1 + ego.rear + 3.0
-            if ramp >= 7.0 and self._nudge_drivable(shift, start, ramp, end):
-                if not self._side_clear(shift, start, end + ramp):
+            if start < ego.s + 0.5:
+                # too close to pull out smoothly at this speed: stop with room, then pull out slowly
+                self.wait_at = s0 - ego.front - 12.0
+                return
+            if self._nudge_drivable(shift, start, ramp, end, ramp_back):
+                if not self._side_clear(shift, start, end + ramp_back):
                     self.wait_at = s0 - ego.front - 12.0  # wait with room to pull out later
                     return
                 ego.lat.add(start, start + ramp, shift)
-                ego.lat.add(end, end + ramp, -shift)
+                ego.lat.add(end, end + ramp_back, -shift)
                 self.nudged.update(h[4] for h in hits)
                 self.events.append((world.t, f"nudge {shift:+.2f} m"))
                 return
@@ -283,11 +295,11 @@ class Expert:
             else:
                 self.wait_at = s0 - ego.front - 12.0
 
-    def _nudge_drivable(self, shift: float, start: float, ramp: float, end: float) -> bool:
+    def _nudge_drivable(self, shift: float, start: float, ramp: float, end: float, ramp_back: float) -> bool:
         """The ego's box stays on drivable ground (roadblocks, junctions, car parks) with 0.2 m to spare."""
         ego = self.ego
-        s = np.linspace(start, end + ramp, 24)
-        d = shift * (smoothstep5((s - start) / ramp) - smoothstep5((s - end) / ramp))
+        s = np.linspace(start, end + ramp_back, 24)
+        d = shift * (smoothstep5((s - start) / ramp) - smoothstep5((s - end) / ramp_back))
         p = ego.path.pose(s)
         x = p[:, 0] - np.sin(p[:, 2]) * d
         y = p[:, 1] + np.cos(p[:, 2]) * d

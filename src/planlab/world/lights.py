@@ -57,8 +57,14 @@ class SignalPlan:
         u = self._local(phase, t)
         return 0.0 if u < self.greens[phase] else self.cycle - u
 
-    def set_red_at(self, phase: int, t_red: float) -> None:
-        """Shift the cycle so that ``phase`` turns red (end of its yellow) at time ``t_red``."""
+    def set_red_at(self, phase: int, t_red: float, red_for: float | None = None) -> None:
+        """Shift the cycle so that ``phase`` turns red (end of its yellow) at time ``t_red``; with ``red_for``
+        the other phases' greens are shortened (≥ 5 s each) so that the red lasts about that long."""
+        if red_for is not None and len(self.greens) > 1:
+            others = len(self.greens) - 1
+            g = max(5.0, (red_for - len(self.greens) * self.all_red - others * self.yellow) / others)
+            self.greens = [g if k != phase else self.greens[k] for k in range(len(self.greens))]
+            self.__init__(len(self.greens), self.greens, self.yellow, self.all_red, 0.0)
         # want _local(phase, t_red) == green + yellow
         target = self.greens[phase] + self.yellow
         self.offset = (target - t_red + self.starts[phase]) % self.cycle
@@ -76,7 +82,7 @@ class Signals:
         for jf, j in net.junctions.items():
             if j.control != SIGNAL or not j.phases:
                 continue
-            greens = [float(rng.uniform(12.0, 22.0)) for _ in j.phases]
+            greens = [float(rng.uniform(9.0, 16.0)) for _ in j.phases]
             plan = SignalPlan(len(j.phases), greens)
             plan.offset = float(rng.uniform(0.0, plan.cycle))
             self.plans[jf] = plan

@@ -182,6 +182,14 @@ class PedEdge:
     def length(self) -> float:
         return float(self.s[-1])
 
+    @cached_property
+    def s_list(self) -> list[float]:
+        return [float(v) for v in self.s]
+
+    @cached_property
+    def points_list(self) -> list[tuple[float, float]]:
+        return [(float(x), float(y)) for x, y in self.points]
+
 
 @dataclass
 class RoadNetwork:
@@ -205,7 +213,7 @@ class RoadNetwork:
     parking: list[ParkingSpot]
     ped_edges: dict[int, PedEdge]
     buildings: list[Building]
-    extras: dict[int, Area] = field(default_factory=dict)  # far-away placeholder features (P9)
+    cache: dict = field(default_factory=dict, repr=False)  # derived data of simulation modules, per network
 
     # ---- derived ------------------------------------------------------------------------------------------
     @cached_property

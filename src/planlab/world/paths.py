@@ -7,6 +7,8 @@ tangents so that yaw is smooth even at 10 Hz on tight junction turns.
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from planlab.world.network import RoadNetwork
@@ -102,17 +104,15 @@ class LanePath:
 
     def lane_at(self, s: float) -> tuple[int, float]:
         """(lane id, arc length inside that lane) at absolute arc length ``s``."""
-        k = int(np.searchsorted(self.start, s, side="right")) - 1
-        k = min(max(k, 0), len(self.lanes) - 1)
+        k = min(max(bisect.bisect_right(self.start, s) - 1, 0), len(self.lanes) - 1)
         return self.lanes[k], s - self.start[k]
 
     def lane_index_at(self, s: float) -> int:
-        k = int(np.searchsorted(self.start, s, side="right")) - 1
-        return min(max(k, 0), len(self.lanes) - 1)
+        return min(max(bisect.bisect_right(self.start, s) - 1, 0), len(self.lanes) - 1)
 
     def pose(self, s: np.ndarray | float) -> np.ndarray:
         """(x, y, heading) at arc length(s) ``s`` (clipped to the path)."""
-        s = np.clip(np.asarray(s, dtype=np.float64), self._s[0], self._s[-1])
+        s = np.asarray(s, dtype=np.float64).clip(self._s[0], self._s[-1])
         x = np.interp(s, self._s, self._pts[:, 0])
         y = np.interp(s, self._s, self._pts[:, 1])
         h = np.interp(s, self._s, self._hd)
@@ -133,10 +133,19 @@ class LanePath:
         return (float(p0[0] + t * (p1[0] - p0[0])), float(p0[1] + t * (p1[1] - p0[1])),
                 float(h0 + t * (h1 - h0)))
 
+    def vertices(self, s0: float, s1: float, max_step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(arc lengths, points (K, 2), headings) of path vertices in [s0, s1], thinned to about ``max_step``
+        apart (vertices are ≤ 1 m apart, so no interpolation is needed)."""
+        i0 = int(self._s.searchsorted(s0))
+        i1 = int(self._s.searchsorted(s1, side="right"))
+        stride = max(1, int(max_step))
+        sl = slice(i0, i1, stride)
+        return self._s[sl], self._pts[sl], self._hd[sl]
+
     def speed_limit(self, s0: float, s1: float) -> tuple[np.ndarray, np.ndarray]:
         """(arc lengths, speed limits) of the vertices in [s0, s1]."""
-        i0 = int(np.searchsorted(self._s, s0))
-        i1 = int(np.searchsorted(self._s, s1, side="right"))
+        i0 = int(self._s.searchsorted(s0))
+        i1 = int(self._s.searchsorted(s1, side="right"))
         return self._s[i0:i1], self._vlim[i0:i1]
 
     def project(self, xy: np.ndarray, s_hint: float, back: float = 15.0, ahead: float = 40.0) -> tuple[float, float]:

@@ -272,14 +272,34 @@ def add_traffic_vehicle(world: World, lane: int, s_local: float, speed_fraction:
     if not _free(world, c[0], c[1], 0.5 * length + 6.0):
         return None
     # room ahead on the own path: speed such that the gap is a comfortable headway
-    veh.id = world.new_id()
-    veh.token = world.token()
     world.extend_random(veh)
     v_des = world.desired_speed(veh) * speed_fraction
     gap = _gap_ahead(world, veh, 80.0)
     veh.v = float(max(0.0, min(v_des, (gap - 5.0) / 1.5)))
+    if not _room_behind(world, veh):
+        return None
+    veh.id = world.new_id()
+    veh.token = world.token()
     world.vehicles[veh.id] = veh
     return veh
+
+
+def _room_behind(world: World, veh: Vehicle) -> bool:
+    """No vehicle behind in the same stream would need more than comfortable braking for the newcomer."""
+    hx, hy = math.cos(veh.heading), math.sin(veh.heading)
+    for ov in world.vehicles.values():
+        c = ov.center()
+        dx, dy = veh.x - c[0], veh.y - c[1]
+        along = dx * hx + dy * hy
+        if along <= 0.0 or along > 160.0 or abs(-dx * hy + dy * hx) > 2.0:
+            continue
+        if math.cos(ov.heading - veh.heading) < 0.7:
+            continue
+        gap = along - 0.5 * (veh.length + ov.length)
+        need = ov.driving.s0 + ov.v * ov.driving.headway + max(0.0, ov.v**2 - veh.v**2) / (2.0 * ov.driving.b_comf)
+        if gap < need:
+            return False
+    return True
 
 
 def _traffic_driving(rng: np.random.Generator) -> Driving:
@@ -303,24 +323,45 @@ def _gap_ahead(world: World, veh: Vehicle, reach: float) -> float:
     return best
 
 
+def lane_spans_near(world: World, center: np.ndarray, radius: float, inner: float = 0.0) -> list[tuple[int, float, float]]:
+    """(lane, s start, s end) of the stretches of drivable lanes (not connectors, no dead end) that lie
+    between ``inner`` and ``radius`` metres of ``center``, keeping 4 m from the lane start and 12 m from its end."""
+    net = world.net
+    out = []
+    for lid in net.lanes_near(center, radius):
+        ln = net.lanes[lid]
+        if ln.is_connector or not world.can_continue(lid) or ln.length < 20.0:
+            continue
+        d = np.hypot(ln.center[:, 0] - center[0], ln.center[:, 1] - center[1])
+        ok = (d <= radius) & (d >= inner) & (ln.s >= 4.0) & (ln.s <= ln.length - 12.0)
+        if not ok.any():
+            continue
+        # contiguous runs of vertices inside the ring
+        idx = np.nonzero(ok)[0]
+        breaks = np.nonzero(np.diff(idx) > 1)[0]
+        for run in np.split(idx, breaks + 1):
+            s0, s1 = float(ln.s[run[0]]), float(ln.s[run[-1]])
+            if s1 - s0 > 2.0:
+                out.append((lid, s0, s1))
+    return out
+
+
 def spawn_traffic(world: World, center: np.ndarray, radius: float, density: float, avoid: list[tuple[int, float, float]],
                   n_min: int = 0) -> int:
     """Vehicles on lanes near ``center``: about ``density`` per 100 m of lane; ``avoid`` = (lane, s0, s1) kept free."""
-    net, rng = world.net, world.rng
-    lanes = [lid for lid in net.lanes_near(center, radius) if not net.lanes[lid].is_connector
-             and world.can_continue(lid) and net.lanes[lid].length > 20.0]
-    if not lanes:
+    rng = world.rng
+    spans = lane_spans_near(world, center, radius)
+    if not spans:
         return 0
-    total = sum(net.lanes[lid].length for lid in lanes)
+    total = sum(s1 - s0 for _, s0, s1 in spans)
     target = max(n_min, int(round(density * total / 100.0)))
-    weights = np.array([net.lanes[lid].length for lid in lanes])
+    weights = np.array([s1 - s0 for _, s0, s1 in spans])
     weights = weights / weights.sum()
     placed, attempts = 0, 0
     while placed < target and attempts < target * 6:
         attempts += 1
-        lid = lanes[int(rng.choice(len(lanes), p=weights))]
-        ln = net.lanes[lid]
-        s_local = float(rng.uniform(4.0, max(5.0, ln.length - 12.0)))
+        lid, a0, a1 = spans[int(rng.choice(len(spans), p=weights))]
+        s_local = float(rng.uniform(a0, a1))
         if any(a == lid and s0 - 12.0 <= s_local <= s1 + 12.0 for a, s0, s1 in avoid):
             continue
         if add_traffic_vehicle(world, lid, s_local, float(rng.uniform(0.6, 0.95))) is not None:

@@ -15,6 +15,7 @@ Safety is layered so that no two agents ever overlap:
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -74,13 +75,14 @@ class World:
         self._next_id = 1
         self.claims: dict[int, set[int]] = {}  # connector -> vehicles committed to it
         self.cw_occupied: dict[int, set[int]] = {}  # crosswalk -> pedestrians on / entering it
-        self.lane_crosswalks = _lane_crosswalks(net)
         self.obstacles: Obstacles | None = None
-        self._conflicts: dict[int, set[int]] = {}
-        for j in net.junctions.values():
-            self._conflicts.update(j.conflicts)
-        self._dead_ends = _dead_end_lanes(net)
-        self._merge_gates = _merge_gates(net)
+        # derived once per network (several logs and placement attempts share them)
+        if "traffic" not in net.cache:
+            conflicts: dict[int, set[int]] = {}
+            for j in net.junctions.values():
+                conflicts.update(j.conflicts)
+            net.cache["traffic"] = (_lane_crosswalks(net), conflicts, _dead_end_lanes(net), _merge_gates(net))
+        self.lane_crosswalks, self._conflicts, self._dead_ends, self._merge_gates = net.cache["traffic"]
         self._drivable = None
 
     # ---- ids -----------------------------------------------------------------------------------------------
@@ -194,6 +196,14 @@ class World:
     # ---- longitudinal control ------------------------------------------------------------------------------------
     def desired_speed(self, veh: Vehicle) -> float:
         """Highest speed now that still allows comfortable braking to every limit ahead (curves, turns)."""
+        cached = veh.script.get("v0")
+        if cached is not None and cached[0] == self.t:
+            return cached[1]
+        v0 = self._desired_speed(veh)
+        veh.script["v0"] = (self.t, v0)
+        return v0
+
+    def _desired_speed(self, veh: Vehicle) -> float:
         d = veh.driving
         look = veh.v * veh.v / (2.0 * d.b_comf) + 25.0
         s, lim = veh.path.speed_limit(veh.s, veh.s + look)
@@ -238,69 +248,101 @@ class World:
 
     # ---- corridor leaders -----------------------------------------------------------------------------------------
     def _corridor(self, vehicles: list[Vehicle]) -> dict[int, tuple[float, float, float]]:
-        """Nearest obstacle in each vehicle's corridor: {vehicle id: (gap [m], lead speed, s0)}."""
+        """Nearest obstacle in each vehicle's corridor: {vehicle id: (gap [m], lead speed, s0)}.
+
+        Each vehicle samples its path ahead (with its lateral offset) at K points; an obstacle is in the way
+        where a sample falls inside the obstacle's box grown by half the vehicle's width plus a margin. The
+        gap is interpolated between the last sample outside and the first inside. Vectorised over all
+        (vehicle, obstacle) pairs near each other.
+        """
         ob = self.obstacles
-        if ob is None or len(ob.cx) == 0:
-            return {}
-        index = {o: k for k, o in enumerate(ob.owner)}
         out: dict[int, tuple[float, float, float]] = {}
         for veh in vehicles:
+            veh.script.pop("leader", None)
+            veh.script.pop("leader_gap", None)
+        if ob is None or len(ob.cx) < 2 or not vehicles:
+            return out
+        index = {o: k for k, o in enumerate(ob.owner)}
+        k_max = 64
+        n = len(vehicles)
+        px = np.full((n, k_max), np.nan)
+        py = np.full((n, k_max), np.nan)
+        ph = np.zeros((n, k_max))
+        ps = np.zeros((n, k_max))
+        looks = np.zeros(n)
+        x0 = np.zeros(n)
+        y0 = np.zeros(n)
+        for i, veh in enumerate(vehicles):
             d = veh.driving
             look = max(20.0, veh.v * (d.headway + 2.0) + veh.v * veh.v / (2.0 * d.b_comf) + 10.0)
-            s_front = veh.s + veh.front
-            n = int(look / CORRIDOR_STEP) + 1
-            ss = s_front + CORRIDOR_STEP * np.arange(n)
-            ss = ss[ss <= veh.path.end + 0.5]
-            if len(ss) < 2:
+            front = veh.s + veh.front
+            # path vertices ahead (≤ 0.9 m apart), thinned so that samples stay < 3 m apart
+            ss, pts, hd = veh.path.vertices(front, front + look, min(3.0, look / (k_max - 2)) / 0.9)
+            m = min(len(ss), k_max - 1)
+            if m < 1:
                 continue
-            p = veh.path.pose(ss)
-            off = veh.lat.offset(ss) if not veh.lat.idle else 0.0
-            px = p[:, 0] - np.sin(p[:, 2]) * off
-            py = p[:, 1] + np.cos(p[:, 2]) * off
-            # candidate obstacles: within reach
-            me = index[("veh", veh.id)]
-            dist = np.hypot(ob.cx - px[0], ob.cy - py[0])
-            cand = np.nonzero(dist < look + 15.0)[0]
-            cand = cand[cand != me]
-            if len(cand) == 0:
-                continue
-            r = 0.5 * veh.width + CORRIDOR_MARGIN
-            c, s_ = np.cos(ob.h[cand]), np.sin(ob.h[cand])
-            dx = px[None, :] - ob.cx[cand, None]
-            dy = py[None, :] - ob.cy[cand, None]
-            u = np.abs(dx * c[:, None] + dy * s_[:, None]) - (ob.hl[cand, None] + r)
-            w = np.abs(-dx * s_[:, None] + dy * c[:, None]) - (ob.hw[cand, None] + r)
-            f = np.maximum(u, w)  # ≤ 0 inside the inflated box
-            inside = f <= 0.0
-            hit_any = inside.any(axis=1)
-            if not hit_any.any():
-                continue
-            best = None
-            for k in np.nonzero(hit_any)[0]:
-                i = int(np.argmax(inside[k]))
-                if i == 0:
-                    gap = 0.0
-                else:
-                    f0, f1 = f[k, i - 1], f[k, i]
-                    gap = (i - 1 + f0 / max(f0 - f1, 1e-9)) * CORRIDOR_STEP
-                j = cand[k]
-                hd = p[i, 2]
-                v_along = ob.vx[j] * math.cos(hd) + ob.vy[j] * math.sin(hd)
-                if best is None or gap < best[0]:
-                    s0 = d.s0 if not ob.static[j] else max(d.s0 - 0.5, 1.5)
-                    if ob.owner[j][0] == "ped":
-                        s0 = 2.5
-                    best = (gap, max(v_along, 0.0), s0, ob.owner[j])
-            if best is not None:
-                out[veh.id] = best[:3]
-                veh.script["leader"] = best[3]
-                veh.script["leader_gap"] = best[0]
+            fx, fy, fh = veh.path.pose1(front)
+            if veh.lat.idle:
+                px[i, 0], py[i, 0] = fx, fy
+                px[i, 1 : m + 1], py[i, 1 : m + 1] = pts[:m, 0], pts[:m, 1]
             else:
-                veh.script.pop("leader", None)
-        for veh in vehicles:
-            if veh.id not in out:
-                veh.script.pop("leader", None)
-                veh.script.pop("leader_gap", None)
+                sv = np.concatenate([[front], ss[:m]])
+                hv = np.concatenate([[fh], hd[:m]])
+                off = veh.lat.offset(sv)
+                px[i, : m + 1] = np.concatenate([[fx], pts[:m, 0]]) - np.sin(hv) * off
+                py[i, : m + 1] = np.concatenate([[fy], pts[:m, 1]]) + np.cos(hv) * off
+            ph[i, 0], ph[i, 1 : m + 1] = fh, hd[:m]
+            ps[i, 0], ps[i, 1 : m + 1] = 0.0, ss[:m] - front
+            looks[i] = look
+            x0[i], y0[i] = px[i, 0], py[i, 0]
+        # candidate pairs: obstacle centre within reach of the vehicle's first sample
+        me = np.array([index[("veh", v.id)] for v in vehicles])
+        d2 = np.hypot(ob.cx[None, :] - x0[:, None], ob.cy[None, :] - y0[:, None])
+        cand = d2 < (looks[:, None] + 15.0)
+        cand[np.arange(n), me] = False
+        vi, oj = np.nonzero(cand)
+        if len(vi) == 0:
+            return out
+        widths = np.array([0.5 * v.width + CORRIDOR_MARGIN for v in vehicles])
+        r = widths[vi][:, None]
+        c, s_ = np.cos(ob.h[oj])[:, None], np.sin(ob.h[oj])[:, None]
+        dx = px[vi] - ob.cx[oj, None]
+        dy = py[vi] - ob.cy[oj, None]
+        u = np.abs(dx * c + dy * s_) - (ob.hl[oj, None] + r)
+        w = np.abs(-dx * s_ + dy * c) - (ob.hw[oj, None] + r)
+        with np.errstate(invalid="ignore"):
+            f = np.maximum(u, w)  # ≤ 0 inside the grown box; NaN beyond the path end
+        with np.errstate(invalid="ignore"):
+            inside = f <= 0.0
+        hit = inside.any(axis=1)
+        if not hit.any():
+            return out
+        vi, oj, f, inside = vi[hit], oj[hit], f[hit], inside[hit]
+        first = np.argmax(inside, axis=1)
+        prev = np.maximum(first - 1, 0)
+        rows = np.arange(len(vi))
+        f0, f1 = f[rows, prev], f[rows, first]
+        frac = np.where(first > 0, f0 / np.maximum(f0 - f1, 1e-9), 0.0)
+        s_prev, s_first = ps[vi, prev], ps[vi, first]
+        gap = np.where(first > 0, s_prev + frac * (s_first - s_prev), 0.0)
+        hd = ph[vi, first]
+        v_along = np.maximum(ob.vx[oj] * np.cos(hd) + ob.vy[oj] * np.sin(hd), 0.0)
+        order = np.lexsort((gap, vi))
+        seen: set[int] = set()
+        for k in order:
+            i = int(vi[k])
+            if i in seen:
+                continue
+            seen.add(i)
+            veh = vehicles[i]
+            j = int(oj[k])
+            kind = ob.owner[j][0]
+            s0 = veh.driving.s0 if not ob.static[j] else max(veh.driving.s0 - 0.5, 1.5)
+            if kind == "ped":
+                s0 = 2.5
+            out[veh.id] = (float(gap[k]), float(v_along[k]), s0)
+            veh.script["leader"] = ob.owner[j]
+            veh.script["leader_gap"] = float(gap[k])
         return out
 
     # ---- junctions -----------------------------------------------------------------------------------------------
@@ -365,8 +407,9 @@ class World:
                 cons[veh.id].append((d_stop, 0.0, 0.3))
 
     def _merge_gate(self, veh: Vehicle, cons: dict[int, list]) -> None:
-        """Ramp vehicles merge into a gap: before their connector starts overlapping the main lane (the gate)
-        they check that no main-road vehicle will be in the merge zone when they are, else they stop there."""
+        """A ramp vehicle joins the zipper order of its merge zone (see :meth:`_merge_followers`) only when
+        neither it nor any main-road vehicle would need more than comfortable braking to fit in; until then
+        it stops before its gate, where its connector starts to squeeze the main lane."""
         if not self._merge_gates:
             return
         front = veh.s + veh.front
@@ -379,41 +422,39 @@ class World:
             merged = veh.script.setdefault("merged", set())
             if cid in merged:
                 return
-            s_gate, main_conn, s_main_gate = gate
+            s_gate, main_conn, _ = gate
             start = veh.path.start[idx]
             d_gate = start + s_gate - front
             if d_gate > veh.v * veh.v / (2.0 * veh.driving.b_comf) + 40.0:
                 return
-            if d_gate < -1.0:
-                merged.add(cid)
-                return
             c = self.net.lanes[cid]
-            t_in = _time_to_clear(veh, max(d_gate, 0.0), c.speed_limit)
-            t_out = _time_to_clear(veh, max(d_gate, 0.0) + (c.length - s_gate) + veh.length, c.speed_limit)
-            main = self.net.lanes[main_conn]
+            u_me = front - (start + c.length)  # signed distance of my front past the merge point
             exit_lane = c.successors[0]
             ok = True
             for ov in self.vehicles.values():
                 if ov.id == veh.id:
                     continue
+                u_p = None
                 for j, lid in enumerate(ov.path.lanes[:4]):
-                    if lid == main_conn:
-                        zone0 = ov.path.start[j] + s_main_gate - (ov.s + ov.front)
-                        zone1 = ov.path.start[j] + main.length - (ov.s - ov.rear)
+                    if lid == main_conn or (lid == cid and cid in ov.script.get("merged", ())):
+                        u_p = ov.s + ov.front - (ov.path.start[j] + self.net.lanes[lid].length)
                         break
                     if lid == exit_lane:
-                        zone0 = ov.path.start[j] - (ov.s + ov.front)
-                        zone1 = ov.path.start[j] - (ov.s - ov.rear)
+                        u_p = ov.s + ov.front - ov.path.start[j]
                         break
-                else:
+                if u_p is None or u_p < -150.0 or u_p - ov.length > 80.0:
                     continue
-                if zone1 < -8.0 - veh.v:  # well past the merge point
-                    continue
-                vv = max(ov.v, 0.5)
-                p_in = max(zone0, 0.0) / vv
-                p_out = max(zone1, 0.0) / vv
-                if not (p_out + 1.2 < t_in or p_in > t_out + 1.8):
-                    ok = False
+                if u_p >= u_me:  # it will be ahead of me: can I follow it comfortably?
+                    gap = (u_p - ov.length) - u_me
+                    a = idm_accel(veh.v, 30.0, gap, veh.v - ov.v, veh.driving, veh.driving.s0)
+                    if a < -veh.driving.b_comf:
+                        ok = False
+                else:  # it will be behind me: can it follow me comfortably?
+                    gap = (u_me - veh.length) - u_p
+                    a = idm_accel(ov.v, 30.0, gap, ov.v - veh.v, ov.driving, ov.driving.s0)
+                    if a < -0.8 * ov.driving.b_comf:
+                        ok = False
+                if not ok:
                     break
             if ok:
                 merged.add(cid)
@@ -476,13 +517,13 @@ class World:
         # Traffic light.
         if self.signals.is_signalised(cid):
             if self.signals.connector_state(cid, t) != GREEN and not self._go_on_yellow(veh, cid, d_stop, d_entry):
-                return False
+                return self._deny(veh, "light")
         # Stop sign: a full stop at the line first.
         if c.must_stop:
             if veh.v < 0.2 and d_stop < 2.5:
                 veh.stopped_for[cid] = veh.stopped_for.get(cid, 0.0) + DT
             if veh.stopped_for.get(cid, 0.0) < 0.8:
-                return False
+                return self._deny(veh, "stop sign")
         conflicts = self._conflicts.get(cid, ())
         if cid in self._merge_gates:
             conflicts = ()  # a ramp joins at its merge gate (see _merge_gate), not at the junction entry
@@ -492,14 +533,14 @@ class World:
                 continue
             holders = self.claims.get(other)
             if holders and any(h != veh.id for h in holders):
-                return False
+                return self._deny(veh, "claim")
         # Courtesy: whoever has waited at the line for long goes first (no starvation on busy roads).
         my_wait = veh.script.get("wait", {}).get(cid, 0.0)
         for other in conflicts:
             for ov, _od in approach.get(other, ()):
                 w = ov.script.get("wait", {}).get(other, 0.0)
                 if ov.id != veh.id and w > 4.0 and (w > my_wait or (w == my_wait and ov.id < veh.id)):
-                    return False
+                    return self._deny(veh, "courtesy")
         # Higher-priority traffic approaching a conflicting connector must be far enough away.
         t_clear = _time_to_clear(veh, d_stop + c.length + veh.length, c.speed_limit)
         for other in conflicts:
@@ -510,15 +551,17 @@ class World:
                 if ov.id == veh.id:
                     continue
                 ow = ov.script.get("wait", {}).get(other, 0.0)
-                if my_wait > 4.0 and my_wait > ow and od > ov.v * ov.v / (2.0 * ov.driving.b_comf) + 2.0:
-                    continue  # it can still stop for us: we have waited long enough
+                if my_wait > 4.0 and my_wait > ow and (
+                    ov.v < 0.3 or od > ov.v * ov.v / (2.0 * ov.driving.b_comf) + 2.0
+                ):
+                    continue  # it stands or can still stop for us, and we have waited longer: courtesy
                 if self.signals.is_signalised(other):
                     st = self.signals.connector_state(other, t)
                     if st == RED or (st == YELLOW and not ov.yellow_go.get(other, True)):
                         continue
                 eta = od / max(ov.v, 1.0) if od > 0 else 0.0
                 if eta < t_clear + 2.0:
-                    return False
+                    return self._deny(veh, "priority")
         # Room on the exit lane (do not block the junction).
         out_lane = c.successors[0]
         for ov in self.vehicles.values():
@@ -526,8 +569,13 @@ class World:
                 continue
             lid, s_local = ov.path.lane_at(ov.s)
             if lid == out_lane and s_local - ov.rear < veh.length + 3.0 and ov.v < 3.0:
-                return False
+                return self._deny(veh, "exit full")
         return True
+
+    def _deny(self, veh: Vehicle, reason: str) -> bool:
+        """Record why a vehicle may not enter (for diagnostics) and return False."""
+        veh.script["deny"] = reason
+        return False
 
     def _release_claims(self, vehicles: list[Vehicle]) -> None:
         for veh in vehicles:
@@ -812,7 +860,7 @@ def _merge_gates(net: RoadNetwork) -> dict[int, tuple[float, int, float]]:
             continue
         main = net.lanes[mains[0]]
         line = LineString(main.center)
-        limit = 0.5 * (main.width + c.width) + 0.3
+        limit = 2.7  # m between centre lines: two cars side by side start to touch about here
         d = np.array([line.distance(shapely.Point(p)) for p in c.center])
         close = np.nonzero(d < limit)[0]
         k = int(close[0]) if len(close) else len(c.center) - 1
@@ -855,17 +903,19 @@ def ped_pose(net: RoadNetwork, ped: Pedestrian) -> None:
     e = net.ped_edges[ped.edge]
     u = ped.u if ped.direction > 0 else e.length - ped.u
     u = min(max(u, 0.0), e.length)
-    k = int(np.clip(np.searchsorted(e.s, u, side="right") - 1, 0, len(e.s) - 2))
-    t = (u - e.s[k]) / max(e.s[k + 1] - e.s[k], 1e-9)
-    p = e.points[k] + t * (e.points[k + 1] - e.points[k])
-    d = e.points[k + 1] - e.points[k]
-    h = math.atan2(d[1], d[0])
+    s_list = e.s_list
+    k = min(max(bisect.bisect_right(s_list, u) - 1, 0), len(s_list) - 2)
+    s0, s1 = s_list[k], s_list[k + 1]
+    t = (u - s0) / (s1 - s0) if s1 > s0 else 0.0
+    (x0, y0), (x1, y1) = e.points_list[k], e.points_list[k + 1]
+    px, py = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+    h = math.atan2(y1 - y0, x1 - x0)
     if ped.direction < 0:
         h += math.pi
     # keep right of the direction of travel
-    ped.x = float(p[0] + math.sin(h) * ped.side)
-    ped.y = float(p[1] - math.cos(h) * ped.side)
-    ped.heading = float(math.atan2(math.sin(h), math.cos(h)))
+    ped.x = px + math.sin(h) * ped.side
+    ped.y = py - math.cos(h) * ped.side
+    ped.heading = math.atan2(math.sin(h), math.cos(h))
 
 
 def _lane_crosswalks(net: RoadNetwork) -> dict[int, list[tuple[int, float, float]]]:
