@@ -166,6 +166,7 @@ def test_failing_train_cancels_its_eval(root, tiny_dataset, tmp_path):
     )
     rows = launch.refresh_status(root, ["broken"])
     assert rows[0]["state"] == "failed" and rows[0]["reason"].startswith("train job")
+    assert "dataset root not found" in rows[0]["reason"]  # the job's own message is kept
     assert not (run / "eval").exists()
     assert [j["stage"] for j in json.loads((run / "meta.json").read_text())["jobs"]] == ["train"]
 

@@ -394,7 +394,7 @@ def new_sweep(
                 raise ConfigError(f"experiment {exp_id!r} already exists; choose another --sweep-id")
             desc = description if description is not None else str(tmpl.get("description") or "")
             point_desc = ", ".join(f"{k}={v}" for k, v in point.items())
-            spec, _ = make_spec(exp_id, template, description=f"{desc} [{point_desc}]".strip(),
+            spec, _ = make_spec(exp_id, template, description=f"{point_desc}, seed {seed}: {desc}".strip(),
                                 overrides={**base_over, **point}, tags=[*check_tags(tags), sweep_id],
                                 notes=notes, cluster=cluster, seed=seed, sweep=sweep_id, created=created)  # fmt: skip
             resolved_all.append(resolve(spec, tmpl))
@@ -590,17 +590,23 @@ def refresh_status(
             derived = derive_state(status, states)
             if derived is not None:
                 word, reason = derived
+                old = status.get("reason") or ""
+                # The scheduler's word (CANCELLED vs TIMEOUT vs OOM) first, the job's own message after it.
+                merged = (
+                    f"{reason}: {old}"
+                    if reason and old and not old.startswith(reason)
+                    else (reason or old or None)
+                )
                 if word in rundir.TERMINAL and word != recorded and recorded != "completed":
-                    new = derived
+                    new = (word, merged)
                 elif (
                     word in rundir.TERMINAL
                     and word == recorded
-                    and reason
-                    and status.get("reason") != reason
                     and word != "completed"
-                    and not (status.get("reason") or "").startswith(reason)
+                    and reason
+                    and reason not in old
                 ):
-                    new = derived  # e.g. the job said "SIGTERM"; sacct says which: CANCELLED or TIMEOUT
+                    new = (word, merged)  # e.g. the job recorded "SIGTERM"; sacct says CANCELLED or TIMEOUT
                 elif word == "requeued" and recorded in ("running", "cancelled", "submitted"):
                     new = derived
                 elif word == "running" and recorded == "cancelled":
