@@ -12,7 +12,7 @@ from planlab.data import SceneLoader
 from planlab.errors import ConfigError
 from planlab.evaluation.batch import score_candidates
 from planlab.evaluation.cache import MetricCacheEntry, SceneWindow, build_entries
-from planlab.evaluation.scoring import score_v11
+from planlab.evaluation.scoring import score_v11, simulate_agent
 from planlab.scene import SceneFilter
 
 
@@ -51,8 +51,18 @@ def test_one_candidate_equals_the_official_per_scene_score(calib_root: Path, ent
             "comfort",
             "score",
         ):
-            np.testing.assert_allclose(got[name][:, j], ref[name], atol=1e-12)
+            np.testing.assert_array_equal(got[name][:, j], ref[name])  # bit for bit
     assert got["score"].shape == (len(entries), 4)
+
+
+def test_a_scenes_simulation_and_score_do_not_depend_on_its_batch(calib_root: Path, entries) -> None:
+    poses = _family(calib_root, "offroad_swerve", entries)
+    together = score_v11(entries, poses)
+    states = simulate_agent(entries, poses, 0.5)
+    for k, entry in enumerate(entries):
+        alone = score_v11([entry], poses[k : k + 1])
+        assert {name: v[0] for name, v in alone.items()} == {name: v[k] for name, v in together.items()}
+        assert np.array_equal(simulate_agent([entry], poses[k : k + 1], 0.5)[0], states[k])
 
 
 def test_shared_vocabulary_and_joint_normalisation(entries) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from planlab.scene.enums import StateIndex
 from planlab.sim.bicycle import SIMULATION_DT, propagate
+from planlab.sim.linalg import apply_operator
 from planlab.sim.lqr import fit_velocity_curvature_profiles, normalize_angle
 from planlab.sim.resample import (
     agent_reference_poses,
@@ -191,3 +192,17 @@ def test_resample_trajectory_samples_pdm_closed_style_trajectories() -> None:
     ref = resample_trajectory(times, poses, np.array([t0]))[0]
     # within 1e-4 m: the float-seconds clock moves some samples by 1 µs (10 m/s → 1e-5 m), as NAVSIM's does
     np.testing.assert_allclose(ref[:, 0], np.arange(41) * 1.0, atol=1e-4)
+
+
+def test_fixed_operators_round_the_same_for_any_batch() -> None:
+    rng = np.random.default_rng(3)
+    op = rng.normal(size=(40, 40))
+    x = rng.normal(size=(33, 40)) * 10.0
+    together = apply_operator(x, op)
+    np.testing.assert_allclose(together, x @ op.T, rtol=1e-12, atol=1e-12)
+    for k in (0, 7, 32):  # a row alone, or in another batch, gives the same bits
+        assert np.array_equal(apply_operator(x[k : k + 1], op)[0], together[k])
+        assert np.array_equal(apply_operator(x[k:][::-1], op)[-1], together[k])
+    assert apply_operator(x.reshape(3, 11, 40), op).shape == (3, 11, 40)
+    with pytest.raises(ValueError):
+        apply_operator(x, op[:, :39])

@@ -35,7 +35,7 @@ from planlab.sim.world import DrivableMap
 
 FORMAT_VERSION = 1
 # bump when any agent-independent number the cache stores would change
-SCORER_VERSION = "navsim-v1.1-pdms+navsim-main-epdms/planlab-1"
+SCORER_VERSION = "navsim-v1.1-pdms+navsim-main-epdms/planlab-2"  # 2: batch-invariant operators
 INDEX_FILE = "index.json"
 
 
@@ -621,7 +621,15 @@ class CacheBuildReport:
     reused: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process plus every worker
+    parent_cpu_seconds: float = 0.0  # this process alone
+    worker_cpu_seconds: dict[int, float] = field(default_factory=dict)  # worker pid -> CPU s (workers > 1)
+
+    @property
+    def critical_path_cpu_seconds(self) -> float:
+        """CPU seconds on the busiest path: this process plus its busiest worker (the wall time of an
+        otherwise idle machine with a core per worker)."""
+        return self.parent_cpu_seconds + max(self.worker_cpu_seconds.values(), default=0.0)
 
     @property
     def num_tokens(self) -> int:
@@ -643,8 +651,8 @@ def _entry_is_current(path: Path, metrics: Sequence[str] = ("pdms",)) -> bool:
 
 def _build_log_chunk(
     args: tuple[Any, list[str], str, int, tuple[str, ...]],
-) -> tuple[list[tuple[str, str]], dict[str, str], float]:
-    """Worker: build and write the entries of some tokens; returns ((token, log) built, failures, cpu s)."""
+) -> tuple[list[tuple[str, str]], dict[str, str], float, int]:
+    """Worker: build and write the entries of some tokens; returns ((token, log) built, failures, cpu s, pid)."""
     loader, tokens, root, chunk_size, metrics = args
     cache = MetricCache(root)
     objects = FrameObjectCache()
@@ -671,7 +679,7 @@ def _build_log_chunk(
             failed.pop(token, None)
             result.save(cache.entry_path(result.log_name, token))
             built.append((token, result.log_name))
-    return built, failed, time.process_time() - t0
+    return built, failed, time.process_time() - t0, os.getpid()
 
 
 def build_cache(
@@ -721,19 +729,28 @@ def build_cache(
             if cache.entry_path(log, t).is_file():
                 index.entries.setdefault(t, log)
     metrics = tuple(sorted(set(metrics) | {"pdms"}))
-    jobs = [(loader, toks, str(cache.root), chunk_size, metrics) for _, toks in sorted(todo.items())]
     total = sum(len(t) for t in todo.values())
+    # jobs never mix logs (frame conversions are shared inside a log); with several workers a log is cut
+    # into pieces so that the pool stays balanced
+    piece = max(4, -(-total // (workers * 4))) if workers > 1 else max(total, 1)
+    jobs = [
+        (loader, toks[i : i + piece], str(cache.root), chunk_size, metrics)
+        for _, toks in sorted(todo.items())
+        for i in range(0, len(toks), piece)
+    ]
     bar = _progress_bar(total, progress, "metric cache")
     cpu_workers = 0.0
     try:
-        for built, failed, cpu in _map_jobs(_build_log_chunk, jobs, workers):
+        for built, failed, cpu, pid in _map_jobs(_build_log_chunk, jobs, workers):
             for token, log in built:
                 index.entries[token] = log
                 report.built.append(token)
             for token, reason in failed.items():
                 index.failures[token] = reason
                 report.failed[token] = reason
-            cpu_workers += cpu
+            if pid != os.getpid():  # ran in a pool worker (else its CPU is already this process's)
+                cpu_workers += cpu
+                report.worker_cpu_seconds[pid] = report.worker_cpu_seconds.get(pid, 0.0) + cpu
             n = len(built) + len(failed)
             bar.update(n)
             if on_progress is not None:
@@ -745,7 +762,8 @@ def build_cache(
         index.order = loader_order + [t for t in old.order if t not in known and t in index.entries]
         cache.write_index(index)
     report.seconds = time.perf_counter() - started
-    report.cpu_seconds = (time.process_time() - cpu0) + (cpu_workers if workers > 1 else 0.0)
+    report.parent_cpu_seconds = time.process_time() - cpu0
+    report.cpu_seconds = report.parent_cpu_seconds + cpu_workers
     return report
 
 

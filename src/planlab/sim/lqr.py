@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from planlab.scene.enums import StateIndex
+from planlab.sim.linalg import apply_operator
 from planlab.sim.vehicle import PACIFICA, VehicleParameters
 
 
@@ -112,7 +113,7 @@ def fit_velocity_curvature_profiles(
 
     # velocity: least squares of displacements projected on the reference headings
     longitudinal = np.cos(headings) * diffs[..., 0] + np.sin(headings) * diffs[..., 1]
-    solution = longitudinal @ _velocity_fit_operator(m, dt, config.jerk_penalty).T
+    solution = apply_operator(longitudinal, _velocity_fit_operator(m, dt, config.jerk_penalty))
     velocity = _profile(solution[:, 0], solution[:, 1:], dt)
 
     # curvature: Δθ_i = dt·v_i·κ_i with κ_i = κ0 + dt·Σ_{j<i} κ̇_j, penalties 1e-10·κ0² + 1e-2·Σ κ̇_j².

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 from planlab.scene.enums import StateIndex
+from planlab.sim.linalg import apply_operator
 
 MAX_ABS_MAG_JERK = 8.37  # m/s^3
 MAX_ABS_LAT_ACCEL = 4.89  # m/s^2
@@ -42,8 +43,8 @@ def _savgol_operator(n: int, window: int, order: int, deriv: int, delta: float) 
 
 
 def _savgol(y: np.ndarray, window: int, order: int, deriv: int = 0, delta: float = 1.0) -> np.ndarray:
-    """scipy ``savgol_filter`` along the last axis, applied as a cached linear operator (batch-friendly)."""
-    return y @ _savgol_operator(y.shape[-1], window, order, deriv, float(delta)).T
+    """scipy ``savgol_filter`` along the last axis, applied as a cached linear operator (batch-invariant)."""
+    return apply_operator(y, _savgol_operator(y.shape[-1], window, order, deriv, float(delta)))
 
 
 def _acceleration(states: np.ndarray, coordinate: str, window: int) -> np.ndarray:
