@@ -97,6 +97,32 @@ def test_two_workers_equal_one(loader, cache_dir: Path, tmp_path: Path) -> None:
     ).read_bytes()
 
 
+@pytest.mark.slow
+def test_cache_built_by_two_workers_equals_one(loader, cache_dir: Path, tmp_path: Path) -> None:
+    report = build_cache(loader, tmp_path / "w2", workers=2, progress=False)
+    assert len(report.built) == 42 and not report.failed
+    one, two = MetricCache(cache_dir), MetricCache(tmp_path / "w2")
+    assert one.order == two.order
+    for token in one.tokens:
+        a, b = one.load(token).to_arrays(), two.load(token).to_arrays()
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(a[key], b[key]), (token, key)
+    # CPU accounting: the pool's workers are counted once each, this process on top
+    assert 1 <= len(report.worker_cpu_seconds) <= 2 and os.getpid() not in report.worker_cpu_seconds
+    assert report.cpu_seconds == pytest.approx(
+        report.parent_cpu_seconds + sum(report.worker_cpu_seconds.values())
+    )
+    assert report.parent_cpu_seconds < report.critical_path_cpu_seconds < report.cpu_seconds
+
+
+def test_cache_cpu_is_not_counted_twice_when_a_single_job_runs_in_process(loader, tmp_path: Path) -> None:
+    report = build_cache(loader, tmp_path / "c", workers=2, tokens=loader.tokens[:1], progress=False)
+    assert len(report.built) == 1
+    assert report.worker_cpu_seconds == {}
+    assert report.cpu_seconds == report.parent_cpu_seconds > 0
+
+
 def test_two_shards_merged_equal_one_process(loader, cache_dir: Path, tmp_path: Path) -> None:
     full = evaluate_agent(_cv(), loader, tmp_path / "full", cache_dir=cache_dir, progress=False)
     s0 = evaluate_agent(_cv(), loader, tmp_path / "s0", cache_dir=cache_dir, shard=(0, 2), progress=False)

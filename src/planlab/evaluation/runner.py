@@ -200,7 +200,7 @@ def _agent_trajectories(agent: Any, loader: Any, tokens: Sequence[str]) -> list[
     return subs
 
 
-def _agent_job(args: tuple[AgentFactory, Any, str, list[str], str]) -> tuple[list[ScoreRow], float]:
+def _agent_job(args: tuple[AgentFactory, Any, str, list[str], str]) -> tuple[list[ScoreRow], float, int]:
     factory, loader, cache_root, tokens, metric = args
     t0 = time.process_time()
     cache = MetricCache(cache_root)
@@ -208,7 +208,7 @@ def _agent_job(args: tuple[AgentFactory, Any, str, list[str], str]) -> tuple[lis
     agent.initialize()
     # a job is whole logs: scored in one call so EC finds each scene's predecessor
     rows = score_submissions(cache, _agent_trajectories(agent, loader, tokens), metric)
-    return rows, time.process_time() - t0
+    return rows, time.process_time() - t0, os.getpid()
 
 
 @dataclass
@@ -257,9 +257,10 @@ def evaluate_agent(
     cpu_workers = 0.0
     bar = _progress_bar(len(tokens), progress, f"scoring {factory.label or 'agent'}")
     try:
-        for part, cpu in _map_jobs(_agent_job, jobs, workers):
+        for part, cpu, pid in _map_jobs(_agent_job, jobs, workers):
             rows += part
-            cpu_workers += cpu
+            if pid != os.getpid():  # a pool worker's CPU (in-process jobs are in this process's time)
+                cpu_workers += cpu
             bar.update(len(part))
     finally:
         bar.close()
@@ -276,7 +277,9 @@ def evaluate_agent(
         "cache_failed": len(cache_report.failed),
         "timing": {
             "seconds": seconds,
-            "cpu_seconds": (time.process_time() - cpu0) + (cpu_workers if workers > 1 else 0.0),
+            "cpu_seconds": (time.process_time() - cpu0)
+            + cpu_workers
+            + (cache_report.cpu_seconds - cache_report.parent_cpu_seconds),
             "cache_seconds": cache_report.seconds,
             "scenes_per_second": len(rows) / seconds if seconds > 0 else math.nan,
             "workers": workers,
