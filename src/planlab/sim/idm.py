@@ -46,5 +46,5 @@ def idm_step(
         accel = p.accel_max * (
             1 - (velocity / p.target_velocity) ** ACCELERATION_EXPONENT - (s_star / s_alpha) ** 2
         )
-    accel = np.clip(accel, -p.decel_max, p.accel_max)
+    accel = np.minimum(np.maximum(accel, -p.decel_max), p.accel_max)  # np.clip, without its overhead
     return progress + dt * velocity, velocity + dt * accel

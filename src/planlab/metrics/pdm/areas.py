@@ -40,55 +40,64 @@ def ego_areas(
     r, s = coords.shape[:2]
     # points per (row, step): 4 corners, centre, rear axle
     points = np.concatenate([coords, rear_axle[:, :, None, :]], axis=2)  # (R, S, 6, 2)
-    row_box = np.concatenate([points.min(axis=(1, 2)), points.max(axis=(1, 2))], axis=1)
+    step_lo, step_hi = points.min(axis=2), points.max(axis=2)  # (R, S, 2)
+    row_box = np.concatenate([step_lo.min(axis=1), step_hi.max(axis=1)], axis=1)
     rows, polys = scene_pairs(row_scene, batch.poly_start, batch.poly_count)
     keep = bbox_overlap(row_box[rows], batch.poly_bounds[polys])
     rows, polys = rows[keep], polys[keep]
-    inside = np.zeros((len(rows), s, 6), dtype=bool)
-    if len(rows):
-        pts = points[rows]  # (P, S, 6, 2)
-        b = batch.poly_bounds[polys][:, None, None, :]
-        cand = (
-            (pts[..., 0] >= b[..., 0])
-            & (pts[..., 0] <= b[..., 2])
-            & (pts[..., 1] >= b[..., 1])
-            & (pts[..., 1] <= b[..., 3])
-        )
-        pi, si, ki = np.nonzero(cand)
-        if len(pi):
-            geoms = batch.polygons[polys[pi]]
-            inside[pi, si, ki] = shapely.contains_xy(geoms, pts[pi, si, ki, 0], pts[pi, si, ki, 1])
-
-    types = batch.poly_types[polys]
+    # (row, polygon, step) triples whose step box meets the polygon's bounds
+    pb = batch.poly_bounds[polys][:, None, :]  # (P, 1, 4)
+    lo, hi = step_lo[rows], step_hi[rows]  # (P, S, 2)
+    meets = (
+        (hi[..., 0] >= pb[..., 0])
+        & (lo[..., 0] <= pb[..., 2])
+        & (hi[..., 1] >= pb[..., 1])
+        & (lo[..., 1] <= pb[..., 3])
+    )
+    qi, qs = np.nonzero(meets)
+    q_row, q_poly = rows[qi], polys[qi]
+    types = batch.poly_types[q_poly]
     is_lane = np.isin(types, [int(t) for t in LANE_TYPES])
     is_drivable = np.isin(types, [int(t) for t in DRIVABLE_AREA_TYPES])
-    on_route = batch.poly_on_route[polys] & is_lane
+    on_route = batch.poly_on_route[q_poly] & is_lane
     is_junction = types == int(PolygonType.INTERSECTION)
+    # only the points a flag reads: corners in lanes and drivable areas, the centre in on-route lanes
+    # and junctions, the rear axle in junctions
+    needed = np.empty((len(qi), 6), dtype=bool)
+    needed[:, :4] = (is_lane | is_drivable)[:, None]
+    needed[:, 4] = on_route | is_junction
+    needed[:, 5] = is_junction
+    q_pts = points[q_row, qs]  # (Q, 6, 2)
+    qb = batch.poly_bounds[q_poly][:, None, :]
+    cand = (
+        needed
+        & (q_pts[..., 0] >= qb[..., 0])
+        & (q_pts[..., 0] <= qb[..., 2])
+        & (q_pts[..., 1] >= qb[..., 1])
+        & (q_pts[..., 1] <= qb[..., 3])
+    )
+    inside = np.zeros(cand.shape, dtype=bool)  # (Q, 6)
+    ci, ck = np.nonzero(cand)
+    if len(ci):
+        shapely.prepare(batch.polygons)  # no-op for prepared ones; results equal the unprepared test
+        inside[ci, ck] = shapely.contains_xy(batch.polygons[q_poly[ci]], q_pts[ci, ck, 0], q_pts[ci, ck, 1])
 
-    flat = rows[:, None] * s + np.arange(s)[None, :]  # (P, S) flat (row, step) index
+    flat = q_row * s + qs  # flat (row, step) index of each triple
     size = r * s
-    corners_in = inside[..., :4]
-    lane_any = corners_in.any(-1) & is_lane[:, None]
-    lane_all = corners_in.all(-1) & is_lane[:, None]
-    n_lanes = np.bincount(flat.ravel(), weights=lane_any.ravel(), minlength=size).reshape(r, s)
-    has_all = np.bincount(flat.ravel(), weights=lane_all.ravel(), minlength=size).reshape(r, s) > 0
+
+    def count(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(flat, weights=weights, minlength=size).reshape(r, s)
+
+    corners_in = inside[:, :4]
+    n_lanes = count(corners_in.any(-1) & is_lane)
+    has_all = count(corners_in.all(-1) & is_lane) > 0
     multiple_lanes = (n_lanes > 1) & ~has_all
 
-    covered = np.zeros((size, 4), dtype=bool)
-    drv = corners_in & is_drivable[:, None, None]
-    for k in range(4):
-        covered[:, k] = np.bincount(flat.ravel(), weights=drv[..., k].ravel(), minlength=size) > 0
-    non_drivable = covered.sum(-1).reshape(r, s) < 4
+    drv = corners_in & is_drivable[:, None]
+    covered = np.stack([count(drv[:, k]) > 0 for k in range(4)], axis=-1)
+    non_drivable = covered.sum(-1) < 4
 
-    center_on_route = inside[..., 4] & on_route[:, None]
-    oncoming = np.bincount(flat.ravel(), weights=center_on_route.ravel(), minlength=size).reshape(r, s) == 0
-
-    axle_in_junction = inside[..., 5] & is_junction[:, None]
-    in_intersection = (
-        np.bincount(flat.ravel(), weights=axle_in_junction.ravel(), minlength=size).reshape(r, s) > 0
-    )
-    center_in_junction = inside[..., 4] & is_junction[:, None]
-    center_in_intersection = (
-        np.bincount(flat.ravel(), weights=center_in_junction.ravel(), minlength=size).reshape(r, s) > 0
-    )
+    oncoming = count(inside[:, 4] & on_route) == 0
+    in_intersection = count(inside[:, 5] & is_junction) > 0
+    center_in_intersection = count(inside[:, 4] & is_junction) > 0
     return EgoAreas(multiple_lanes, non_drivable, oncoming, in_intersection, center_in_intersection)

@@ -41,6 +41,13 @@ def _radius(corners: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.sqrt(((corners - centers[..., None, :]) ** 2).sum(-1)).max(-1)
 
 
+def _object_radius(batch: SceneBatch, steps: int | None = None) -> np.ndarray:
+    """Bounding-circle radius of every object box ``(T, N)`` (first ``steps`` observation steps)."""
+    corners = batch.obj_corners if steps is None else batch.obj_corners[:steps]
+    centers = batch.obj_centers if steps is None else batch.obj_centers[:steps]
+    return _radius(corners, centers)
+
+
 def _candidate_pairs(
     coords: np.ndarray, row_scene: np.ndarray, batch: SceneBatch, margin: np.ndarray | float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -79,27 +86,28 @@ def no_at_fault_collisions(
     rows, objs = _candidate_pairs(coords, row_scene, batch)
     if len(rows) == 0:
         return nc
+    # bounding-circle filter on (pair, step); box corners are gathered only for its survivors
+    ego_c = coords[rows, :, 4]  # (P, S, 2)
     obj_c = batch.obj_centers[:s, objs].transpose(1, 0, 2)  # (P, S, 2)
-    obj_k = batch.obj_corners[:s, objs].transpose(1, 0, 2, 3)  # (P, S, 4, 2)
     present = batch.obj_present[:s, objs].T
-    ego_c = coords[rows, :, 4]
-    ego_k = coords[rows, :, :4]
-    reach = _radius(ego_k, ego_c) + _radius(obj_k, obj_c) + 1e-6
-    dist = np.sqrt(((ego_c - obj_c) ** 2).sum(-1))
-    pi, ti = np.nonzero(present & (dist <= reach))
+    reach = _radius(coords[:, :, :4], coords[:, :, 4])[rows] + _object_radius(batch, s)[:, objs].T + 1e-6
+    d = ego_c - obj_c
+    pi, ti = np.nonzero(present & (np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) <= reach))
     if len(pi) == 0:
         return nc
-    hit = boxes_overlap(ego_k[pi, ti], obj_k[pi, ti])
-    pi, ti = pi[hit], ti[hit]
+    ego_k = coords[rows[pi], ti, :4]
+    obj_k = batch.obj_corners[ti, objs[pi]]
+    hit = boxes_overlap(ego_k, obj_k)
+    pi, ti, ego_k, obj_k = pi[hit], ti[hit], ego_k[hit], obj_k[hit]
     if len(pi) == 0:
         return nc
     er = rows[pi]
     speed = np.hypot(states[er, ti, StateIndex.VELOCITY_X], states[er, ti, StateIndex.VELOCITY_Y])
     ego_stopped = speed <= EGO_STOPPED_SPEED
     track_stopped = batch.obj_stopped[objs[pi]]
-    angle = relative_angle(states[er, ti, :3], obj_c[pi, ti])
+    angle = relative_angle(states[er, ti, :3], batch.obj_centers[ti, objs[pi]])
     behind = angle > np.deg2rad(BEHIND_DEG)
-    front = segment_intersects_boxes(ego_k[pi, ti, 0], ego_k[pi, ti, 3], obj_k[pi, ti])
+    front = segment_intersects_boxes(ego_k[:, 0], ego_k[:, 3], obj_k)
     lateral_at_fault = areas.multiple_lanes[er, ti] | areas.non_drivable[er, ti]
     # nuPlan collision typing, in its order: stopped ego, stopped track, rear, front, lateral
     at_fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_at_fault)))
@@ -140,25 +148,25 @@ def time_to_collision(
 
     ego_c = coords[rows][:, steps, 4]  # (P, S', 2)
     ego_shift = dxy[rows][:, steps, None, :] * delta[None, None, :, None]  # (P, S', K, 2)
-    ego_c_sh = ego_c[:, :, None, :] + ego_shift
-    obj_c = batch.obj_centers[:, objs][obs_t_c].transpose(2, 0, 1, 3)  # (P, S', K, 2)
-    obj_k = batch.obj_corners[:, objs][obs_t_c].transpose(2, 0, 1, 3, 4)  # (P, S', K, 4, 2)
-    present = batch.obj_present[:, objs][obs_t_c].transpose(2, 0, 1) & valid_t[None]
+    at_t, at_obj = obs_t_c[None, :, :], objs[:, None, None]  # gather (P, S', K) from the (T, N) arrays
+    obj_c = batch.obj_centers[at_t, at_obj]  # (P, S', K, 2)
+    present = batch.obj_present[at_t, at_obj] & valid_t[None]
     moving = speed[rows][:, steps] >= TTC_STOPPED_SPEED  # (P, S')
-    ego_k = coords[rows][:, steps, :4]
-    reach = _radius(ego_k, ego_c)[:, :, None] + _radius(obj_k, obj_c) + 1e-6
-    dist = np.sqrt(((ego_c_sh - obj_c) ** 2).sum(-1))
+    ego_r = _radius(coords[:, :, :4], coords[:, :, 4])[rows][:, steps]
+    reach = ego_r[:, :, None] + _object_radius(batch)[at_t, at_obj] + 1e-6
+    d = ego_c[:, :, None, :] + ego_shift - obj_c
+    dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
     pi, si, ki = np.nonzero(present & moving[:, :, None] & (dist <= reach))
     if len(pi) == 0:
         return ttc
-    shifted = ego_k[pi, si] + ego_shift[pi, si, ki][:, None, :]
-    hit = boxes_overlap(shifted, obj_k[pi, si, ki])
+    shifted = coords[rows[pi], steps[si], :4] + ego_shift[pi, si, ki][:, None, :]
+    hit = boxes_overlap(shifted, batch.obj_corners[obs_t_c[si, ki], objs[pi]])
     pi, si, ki = pi[hit], si[hit], ki[hit]
     if len(pi) == 0:
         return ttc
     er = rows[pi]
     t = steps[si]
-    angle = relative_angle(states[er, t, :3], obj_c[pi, si, ki])
+    angle = relative_angle(states[er, t, :3], batch.obj_centers[obs_t_c[si, ki], objs[pi]])
     ahead = angle < np.deg2rad(AHEAD_DEG)
     behind = angle > np.deg2rad(BEHIND_DEG)
     risky_area = areas.multiple_lanes[er, t] | areas.non_drivable[er, t] | areas.in_intersection[er, t]

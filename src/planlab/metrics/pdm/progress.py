@@ -15,9 +15,16 @@ def raw_progress(centers: np.ndarray, row_scene: np.ndarray, centerlines: np.nda
 
     shapely ``line_locate_point`` is the same GEOS projection NAVSIM's ``PDMPath.project`` calls.
     """
-    lines = centerlines[row_scene]
-    start = shapely.line_locate_point(lines, shapely.points(centers[:, 0]))
-    end = shapely.line_locate_point(lines, shapely.points(centers[:, -1]))
+    r = len(centers)
+    if r == 0:
+        return np.zeros(0)
+    # one projection per distinct (scene, point): proposals of a scene share their start
+    scene = np.tile(np.asarray(row_scene), 2).astype(np.float64)[:, None]
+    keys = np.concatenate([scene, np.concatenate([centers[:, 0], centers[:, -1]])], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    located = shapely.line_locate_point(centerlines[uniq[:, 0].astype(np.int64)], shapely.points(uniq[:, 1:]))
+    along = located[inverse.reshape(-1)]
+    start, end = along[:r], along[r:]
     return np.clip(end - start, 0.0, None)
 
 

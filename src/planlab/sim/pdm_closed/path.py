@@ -56,10 +56,10 @@ class PDMPath:
 
     def interpolate(self, distances: np.ndarray) -> np.ndarray:
         """Poses ``(..., 3)`` at arc lengths ``distances`` (clipped to [1e-5, length])."""
-        d = np.clip(np.asarray(distances, dtype=np.float64), 1e-5, self.length)
+        d = np.minimum(np.maximum(np.asarray(distances, dtype=np.float64), 1e-5), self.length)  # clip
         flat = d.reshape(-1)
         idx = np.searchsorted(self._x, flat, side="left")
-        np.clip(idx, 1, len(self._x) - 1, out=idx)
+        idx = np.minimum(np.maximum(idx, 1), len(self._x) - 1)
         lo = idx - 1
         x_lo = self._x[lo]
         y_lo = self._y[lo]
@@ -93,12 +93,12 @@ class PathStack:
         self._length = np.array([p.length for p in paths])
 
     def interpolate(self, distances: np.ndarray, which: np.ndarray) -> np.ndarray:
-        d = np.clip(np.asarray(distances, dtype=np.float64), 1e-5, self._length[which])
+        d = np.minimum(np.maximum(np.asarray(distances, dtype=np.float64), 1e-5), self._length[which])
         idx = np.empty(len(d), dtype=np.int64)
         for k in range(len(self.paths)):
             mask = which == k
             idx[mask] = np.searchsorted(self._x[k], d[mask], side="left")
-        np.clip(idx, 1, self._x.shape[1] - 1, out=idx)
+        idx = np.minimum(np.maximum(idx, 1), self._x.shape[1] - 1)
         lo = idx - 1
         x_lo = self._x[which, lo]
         y_lo = self._y[which, lo]

@@ -413,15 +413,16 @@ class _Generator:
             polys[:] = [occupancy[tok] for tok in tokens]
             progress = shapely.line_locate_point(path.linestring, shapely.centroid(polys))
         record = np.zeros(3)  # shared by the path's proposals on purpose (NAVSIM)
-        footprints = None
+        distances = None  # (proposal, object) footprint distances, computed once when first needed
         for k, proposal in enumerate(batch):
             current = self.idm[proposal, t - 1, 0]
             ahead = np.flatnonzero(progress > current) if tokens else np.zeros(0, dtype=np.int64)
             if len(ahead):
-                if footprints is None:
+                if distances is None:
                     footprints = ego_footprints(self.states[batch, t - 1], self.vehicle)
+                    distances = shapely.distance(footprints[:, None], polys[None, :])
                 pose = self.states[proposal, t - 1]
-                dist = shapely.distance(footprints[k], polys[ahead])
+                dist = distances[k, ahead]
                 j = int(np.argmin(dist))
                 record[0] = current + dist[j]
                 nearest = tokens[ahead[j]]

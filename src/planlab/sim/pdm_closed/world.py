@@ -325,11 +325,11 @@ def ego_footprints(rear_axle_poses: np.ndarray, vehicle: VehicleParameters = PAC
     cx, cy = rear_axle_poses[:, 0] + d * c, rear_axle_poses[:, 1] + d * s
     cl, sl = np.cos(h + np.pi / 2.0), np.sin(h + np.pi / 2.0)
     hl, hw = vehicle.half_length, vehicle.half_width
+    lon = np.array([hl, -hl, -hl, hl, hl])  # FL, RL, RR, FR, FL (closed ring)
+    lat = np.array([hw, hw, -hw, -hw, hw])
     ring = np.empty((len(h), 5, 2))
-    for i, (lon, lat) in enumerate(((hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw))):
-        ring[:, i, 0] = cx + ((lat * cl) + (lon * c))
-        ring[:, i, 1] = cy + ((lat * sl) + (lon * s))
-    ring[:, 4] = ring[:, 0]
+    ring[..., 0] = cx[:, None] + ((lat * cl[:, None]) + (lon * c[:, None]))
+    ring[..., 1] = cy[:, None] + ((lat * sl[:, None]) + (lon * s[:, None]))
     return shapely.polygons(ring)
 
 
