@@ -1,0 +1,289 @@
+#!/usr/bin/env python
+"""Regenerate ``results/baselines.md`` (+ ``.json``): PDMS of constant velocity, the ego-status MLP and the
+vocabulary scorer on the synthetic world, every number from the commands below.
+
+    python scripts/baselines.py                      # small preset in data/small, one seed
+    python scripts/baselines.py --seeds 0,1,2 --epochs 30 --workers 2
+    python scripts/baselines.py --preset tiny --data /tmp/tiny --out /tmp/res   # a quick dry run
+
+Each step is an ordinary ``planlab`` command (printed before it runs), so any row can be reproduced by hand.
+Finished training runs and metric caches are reused; an interrupted training run is resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "src" / "planlab" / "configs" / "train"
+SUBS = (
+    "no_at_fault_collisions",
+    "drivable_area_compliance",
+    "ego_progress",
+    "time_to_collision_within_bound",
+    "comfort",
+    "driving_direction_compliance",
+)
+SHORT = {
+    "no_at_fault_collisions": "NC",
+    "drivable_area_compliance": "DAC",
+    "ego_progress": "EP",
+    "time_to_collision_within_bound": "TTC",
+    "comfort": "C",
+    "driving_direction_compliance": "DDC",
+}
+
+
+def planlab(*args: str, log: list[str], skip: bool = False) -> None:
+    """Run (or, when its output already exists, only record) one planlab command."""
+    cmd = [sys.executable, "-m", "planlab.cli.main", *args]
+    shown = "planlab " + " ".join(shlex.quote(a) for a in args)
+    log.append(shown + ("   # output existed, reused" if skip else ""))
+    if skip:
+        return
+    print(f"$ {shown}", flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def finished(run_dir: Path) -> bool:
+    state = run_dir / "training.json"
+    return state.is_file() and json.loads(state.read_text()).get("state") == "completed"
+
+
+def train(run_dir: Path, args: list[str], log: list[str]) -> None:
+    resume = ["--resume"] if (run_dir / "training.json").is_file() and not finished(run_dir) else []
+    planlab(
+        "train", *args, "--run-dir", str(run_dir), "--no-progress", *resume, log=log, skip=finished(run_dir)
+    )
+
+
+def evaluate(
+    out: Path, agent_args: list[str], data: Path, split: str, cache: Path, workers: int, log: list[str]
+) -> dict:
+    planlab(
+        "eval",
+        "run",
+        *agent_args,
+        "--data",
+        str(data),
+        "--split",
+        split,
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--no-progress",
+        log=log,
+        skip=(out / "summary.json").is_file(),
+    )
+    return json.loads((out / "summary.json").read_text())
+
+
+def metric_cache(data: Path, split: str, out: Path, workers: int, log: list[str]) -> Path:
+    planlab(
+        "eval",
+        "cache",
+        "--data",
+        str(data),
+        "--split",
+        split,
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--no-progress",
+        log=log,
+        skip=(out / "index.json").is_file(),
+    )
+    return out
+
+
+def row(name: str, summaries: list[dict]) -> dict:
+    scores = [s["score"] for s in summaries]
+    return {
+        "agent": name,
+        "seeds": len(summaries),
+        "pdms_mean": statistics.fmean(scores),
+        "pdms_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        "pdms_runs": scores,
+        "subscores": {k: statistics.fmean(s["means"][k] for s in summaries) for k in SUBS},
+        "scenes": summaries[0]["num_valid"],
+    }
+
+
+def render(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "# Baselines on the synthetic world",
+        "",
+        f"Written by `python scripts/baselines.py {meta['argv']}`; do not edit by hand. Dataset: `{meta['data']}` "
+        f"(preset `{meta['preset']}`, world seed {meta['world_seed']}), evaluated on split `{meta['split']}` with the "
+        f"PDM score (NAVSIM v1.1 rules). Training epochs: {meta['epochs']}; seeds: {meta['seeds']}.",
+        "",
+        "| agent | PDMS | ± std (seeds) | " + " | ".join(SHORT[k] for k in SUBS) + " | scenes |",
+        "|---|---|---|" + "---|" * len(SUBS) + "---|",
+    ]
+    for r in rows:
+        std = f"{r['pdms_std']:.4f} ({r['seeds']})" if r["seeds"] > 1 else f"– ({r['seeds']})"
+        subs = " | ".join(f"{r['subscores'][k]:.3f}" for k in SUBS)
+        lines.append(f"| {r['agent']} | {r['pdms_mean']:.4f} | {std} | {subs} | {r['scenes']} |")
+    lines += [
+        "",
+        "Commands run:",
+        "",
+        "```",
+        *meta["commands"],
+        "```",
+        "",
+        f"Generated {meta['generated']} in {meta['seconds']:.0f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--data", type=Path, default=ROOT / "data" / "small", help="dataset root (generated if absent)"
+    )
+    p.add_argument("--preset", default="small", help="world preset used when generating --data")
+    p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument(
+        "--work", type=Path, default=ROOT / "runs" / "baselines", help="run dirs, caches, eval outputs"
+    )
+    p.add_argument("--out", type=Path, default=ROOT / "results", help="where baselines.md/.json go")
+    p.add_argument("--seeds", default="0", help="training seeds, comma separated")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--split", default="test", help="evaluation split")
+    p.add_argument("--vocab-size", type=int, default=128)
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    log: list[str] = []
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    data, work = args.data.absolute(), args.work.absolute()
+    planlab(
+        "data",
+        "generate",
+        "--out",
+        str(data),
+        "--preset",
+        args.preset,
+        "--seed",
+        str(args.world_seed),
+        "--workers",
+        str(args.workers),
+        log=log,
+        skip=(data / "navsim_logs").is_dir(),
+    )
+    test_cache = metric_cache(data, args.split, work / "metric" / args.split, args.workers, log)
+    common = [
+        f"data.root={data}",
+        f"trainer.max_epochs={args.epochs}",
+        f"data.num_workers={min(args.workers, 2)}",
+    ]
+    rows = [
+        row(
+            "constant_velocity",
+            [
+                evaluate(
+                    work / "eval" / "constant_velocity",
+                    ["--agent", "constant_velocity"],
+                    data,
+                    args.split,
+                    test_cache,
+                    args.workers,
+                    log,
+                )
+            ],
+        )
+    ]
+
+    summaries = []
+    for seed in seeds:
+        run = work / "runs" / f"ego_status_mlp-seed{seed}"
+        train(run, ["--config", str(CONFIGS / "ego_status_mlp.yaml"), *common, f"trainer.seed={seed}"], log)
+        summaries.append(
+            evaluate(
+                work / "eval" / f"ego_status_mlp-seed{seed}",
+                ["--checkpoint", str(run)],
+                data,
+                args.split,
+                test_cache,
+                args.workers,
+                log,
+            )
+        )
+    rows.append(row("ego_status_mlp", summaries))
+
+    train_cache = metric_cache(data, "train", work / "metric" / "train", args.workers, log)
+    vocab = work / f"vocab{args.vocab_size}.npy"
+    # A CPU-sized scorer (Hydra-MDP uses d_model 256 and 8192 entries on GPUs): ego-status context only.
+    vocab_args = [
+        "--config",
+        str(CONFIGS / "vocab_scorer.yaml"),
+        *common,
+        "agent.use_camera=false",
+        f"agent.vocabulary_size={args.vocab_size}",
+        f"agent.metric_cache={train_cache}",
+        "agent.d_model=64",
+        "agent.ffn_dim=256",
+        "agent.num_heads=4",
+        "agent.num_layers=1",
+        f"data.cache.path={work / 'features'}",
+        f"data.cache.build_workers={args.workers}",
+    ]
+    planlab("cache", "vocabulary", *vocab_args, "--out", str(vocab), log=log, skip=vocab.is_file())
+    summaries = []
+    for seed in seeds:
+        run = work / "runs" / f"vocab_scorer-seed{seed}"
+        train(run, [*vocab_args, f"agent.vocabulary_path={vocab}", f"trainer.seed={seed}"], log)
+        summaries.append(
+            evaluate(
+                work / "eval" / f"vocab_scorer-seed{seed}",
+                ["--checkpoint", str(run)],
+                data,
+                args.split,
+                test_cache,
+                args.workers,
+                log,
+            )
+        )
+    rows.append(row("vocab_scorer (ego status only)", summaries))
+
+    meta = {
+        "argv": " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "data": str(args.data),
+        "preset": args.preset,
+        "world_seed": args.world_seed,
+        "split": args.split,
+        "epochs": args.epochs,
+        "seeds": seeds,
+        "commands": log,
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": time.perf_counter() - t0,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT / "src"))
+    from planlab.atomic import atomic_write_text
+
+    atomic_write_text(args.out / "baselines.json", json.dumps({"rows": rows, **meta}, indent=1) + "\n")
+    atomic_write_text(args.out / "baselines.md", render(rows, meta))
+    for r in rows:
+        print(
+            f"{r['agent']:>32}: PDMS {r['pdms_mean']:.4f}"
+            + (f" ± {r['pdms_std']:.4f}" if r["seeds"] > 1 else "")
+        )
+    assert all(math.isfinite(r["pdms_mean"]) for r in rows)
+
+
+if __name__ == "__main__":
+    main()
