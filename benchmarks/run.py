@@ -26,6 +26,7 @@ MODULES: list[tuple[str, str]] = [
     ("loader", "benchmarks.bench_loader"),
     ("maps", "benchmarks.bench_maps"),
     ("sensors", "benchmarks.bench_sensors"),
+    ("training", "benchmarks.bench_training"),
     ("experiments", "benchmarks.bench_experiments"),
 ]
 
