@@ -430,7 +430,7 @@ def run_pretraining(
                     bar.update(1)
                     if step % cfg.trainer.log_every_n_steps == 0 or step == total:
                         now = time.perf_counter()
-                        log({"train/loss": float(stats.loss), "train/lr": lr, "train/weight_decay": wd,
+                        log({"train/loss": float(stats.loss.detach()), "train/lr": lr, "train/weight_decay": wd,
                              "train/ema_momentum": momentum, "monitor/target_std": stats.target_std,
                              "monitor/pooled_std": stats.pooled_std, "monitor/pred_std": stats.pred_std,
                              "perf/images_per_s": n_log / max(now - t_log, 1e-9), "epoch": float(epoch)}, step)  # fmt: skip

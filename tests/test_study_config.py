@@ -1,0 +1,88 @@
+"""The study config: packaged configs validate, bad input names the key, the run-length schedule, ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from planlab.errors import ConfigError
+from planlab.study.config import ArmConfig, build_study_config, packaged_configs
+from planlab.study.runner import exp_id, schedule_overrides
+
+ARMS = {"arms": [{"name": "a", "template": "ego_mlp"}, {"name": "b", "template": "label_efficiency", "encoder": "ssl",
+                                                         "embeddings": True}]}  # fmt: skip
+
+
+def test_packaged_study_configs_validate():
+    names = [p.stem for p in packaged_configs()]
+    assert "label_efficiency_small" in names
+    for path in packaged_configs():
+        assert path.read_text().startswith("# planlab study label-efficiency"), path
+        cfg = build_study_config([path])
+        assert (
+            len(cfg.arms) >= 6 and cfg.fractions == [0.01, 0.05, 0.1, 0.25, 0.5, 1.0] and len(cfg.seeds) >= 3
+        )
+        kinds = {(a.encoder, a.embeddings, a.finetune_at is not None) for a in cfg.arms}
+        # frozen SSL, frozen random, images (scratch / fine-tuning), no vision
+        assert {
+            ("ssl", True, False),
+            ("random", True, False),
+            ("none", False, False),
+            ("ssl", False, True),
+        } <= kinds
+    assert build_study_config(["label_efficiency_small"]).name == "le-small"  # a packaged name works too
+
+
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"fractions": [0.5, 0.1]}, "increasing"),
+        ({"fractions": [0.0, 1.0]}, r"\(0, 1\]"),
+        ({"seeds": [1, 1]}, "distinct"),
+        ({"name": "bad name"}, "invalid name"),
+        ({"results": {"compare": [["a", "zzz"]]}}, "unknown arm 'zzz'"),
+        ({"train": {"trainer.seed": 3}}, "trainer.seed is set by the study"),
+        ({"train": {"trainer": {"max_epochs": 3}}}, "trainer.max_epochs is set by the study"),
+        ({"eval": {"mode": "fast"}}, "eval.mode"),
+        ({"data": {"val_split": None}}, "eval.checkpoint=best needs data.val_split"),
+        ({"schedul": {}}, "unknown config key 'schedul'"),
+    ],
+)
+def test_bad_study_configs(over, match):
+    with pytest.raises(ConfigError, match=match):
+        build_study_config([], {**ARMS, **over})
+
+
+def test_bad_arms():
+    with pytest.raises(ConfigError, match="duplicate arm"):
+        build_study_config([], {"arms": [{"name": "a"}, {"name": "a"}]})
+    with pytest.raises(ConfigError, match="embeddings needs an image encoder"):
+        build_study_config([], {"arms": [{"name": "a", "embeddings": True}]})
+    with pytest.raises(ConfigError, match="finetune_at"):
+        build_study_config(
+            [], {"arms": [{"name": "a", "encoder": "ssl", "embeddings": True, "finetune_at": 0.5}]}
+        )
+    with pytest.raises(ConfigError, match="set by the study"):
+        build_study_config([], {"arms": [{"name": "a", "overrides": {"data.label_fraction": 0.5}}]})
+    with pytest.raises(ConfigError, match="at least one arm"):
+        build_study_config([], {})
+
+
+def test_schedule_gives_small_subsets_more_epochs():
+    cfg = build_study_config([], {**ARMS, "schedule": {"epochs": 20, "min_steps": 300, "val_checks": 20}})
+    arm = ArmConfig(name="x")
+    full = schedule_overrides(cfg, arm, 1.0, 3900, 64)
+    assert full == {"trainer.max_epochs": 20, "trainer.check_val_every_n_epoch": 1}  # 61 steps/epoch
+    tiny = schedule_overrides(cfg, arm, 0.01, 3900, 64)  # 39 scenes: one batch per epoch
+    assert tiny["trainer.max_epochs"] == 300 and tiny["trainer.check_val_every_n_epoch"] == 15
+    mid = schedule_overrides(cfg, arm, 0.25, 3900, 64)  # 975 scenes: 16 batches -> 19 epochs < 20
+    assert mid["trainer.max_epochs"] == 20
+    ft = schedule_overrides(cfg, ArmConfig(name="f", finetune_at=0.5), 0.01, 3900, 64)
+    assert ft["optim.finetune.unfreeze_at_epoch"] == 150
+
+
+def test_experiment_ids():
+    cfg = build_study_config([], ARMS)
+    assert exp_id(cfg, "a", 0.01, 2) == "le-a-f0.01-s2"
+    assert exp_id(cfg, "a", 1.0, 0) == "le-a-f1-s0"
+    with pytest.raises(ConfigError):
+        exp_id(cfg, "x" * 70, 1.0, 0)

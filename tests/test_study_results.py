@@ -1,0 +1,90 @@
+"""Study statistics: hierarchical bootstrap CIs, paired differences, labels-to-reach, aggregation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from planlab.study.config import build_study_config
+from planlab.study.results import (
+    RunResult,
+    StudyTable,
+    aggregate,
+    hierarchical_ci,
+    labels_to_reach,
+    paired_difference,
+)
+
+
+def test_hierarchical_ci_brackets_the_mean_and_widens_with_seed_spread():
+    rng = np.random.default_rng(0)
+    scenes = rng.uniform(0.4, 1.0, size=200)
+    same = np.stack([scenes, scenes, scenes])
+    lo, hi = hierarchical_ci(same, resamples=2000)
+    assert lo < same.mean() < hi
+    spread = np.stack([scenes - 0.1, scenes, scenes + 0.1])
+    lo2, hi2 = hierarchical_ci(spread, resamples=2000)
+    assert lo2 < spread.mean() < hi2 and (hi2 - lo2) > (hi - lo) * 1.5  # seed variance counts
+    const = np.full((3, 50), 0.7)
+    assert hierarchical_ci(const, resamples=500) == pytest.approx((0.7, 0.7))
+    with_nan = spread.copy()
+    with_nan[0, :10] = np.nan  # scenes a run failed are skipped, not counted as zero
+    assert all(math.isfinite(v) for v in hierarchical_ci(with_nan, resamples=500))
+
+
+def test_paired_difference_detects_a_shift_and_not_noise():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.3, 1.0, size=(3, 150))
+    better = base + 0.05 + rng.normal(0, 0.01, size=base.shape)
+    d = paired_difference(better, base, resamples=2000)
+    assert d["diff"] == pytest.approx(0.05, abs=0.005) and d["ci_low"] > 0 and d["p_value"] < 0.01
+    noise = base + rng.normal(0, 0.05, size=base.shape)
+    d2 = paired_difference(noise, base, resamples=2000)
+    assert d2["ci_low"] < 0 < d2["ci_high"] and d2["p_value"] > 0.05
+    d3 = paired_difference(base[:, :0], base[:, :0])
+    assert d3["scenes"] == 0 and math.isnan(d3["diff"])
+
+
+def _row(frac, labels, pdms):
+    return {"fraction": frac, "labels": labels, "pdms_mean": pdms}
+
+
+def test_labels_to_reach():
+    rows = [_row(0.01, 39, 0.5), _row(0.1, 390, 0.7), _row(1.0, 3900, 0.8)]
+    r = labels_to_reach(rows, 0.9)  # target 0.72: between 390 (0.7) and 3900 (0.8)
+    assert r["first_fraction"] == 1.0 and r["target"] == pytest.approx(0.72)
+    assert r["interpolated_labels"] == pytest.approx(math.exp(math.log(390) + 0.2 * math.log(10)), rel=1e-9)
+    early = labels_to_reach([_row(0.01, 39, 0.79), _row(1.0, 3900, 0.8)], 0.9)
+    assert early["first_fraction"] == 0.01 and early["at_or_below"] and early["interpolated_labels"] is None
+    assert labels_to_reach([], 0.9) == {}
+
+
+def _run(arm, frac, seed, scores, labels):
+    toks = {f"t{i}": s for i, s in enumerate(scores)}
+    return RunResult(f"le-{arm}-f{frac:g}-s{seed}", arm, frac, seed, Path("/x"), float(np.mean(scores)),
+                     {"ego_progress": 0.5}, toks, len(scores), 0, labels, "sha", "agent", None, 10.0, 2.0)  # fmt: skip
+
+
+def test_aggregate_groups_by_arm_and_fraction():
+    cfg = build_study_config([], {"arms": [{"name": "a"}, {"name": "b"}], "fractions": [0.5, 1.0],
+                                  "results": {"resamples": 500}})  # fmt: skip
+    table = StudyTable("pdms", "test")
+    for seed, shift in enumerate((0.0, 0.02, 0.04)):
+        for frac, labels in ((0.5, 50), (1.0, 100)):
+            r = _run("a", frac, seed, [0.6 + shift + 0.1 * frac] * 10, labels)
+            table.completed[r.exp_id] = r
+    rows = aggregate(SimpleNamespace(cfg=cfg), table)
+    assert [(r["arm"], r["fraction"]) for r in rows] == [("a", 0.5), ("a", 1.0)]  # arm b has no runs
+    full = rows[1]
+    assert (
+        full["n"] == 3
+        and full["pdms_mean"] == pytest.approx(0.72)
+        and full["pdms_std"] == pytest.approx(0.02)
+    )
+    assert full["ci_low"] <= 0.72 <= full["ci_high"] and full["labels"] == 100
+    assert full["pdms_per_1k_labels"] == pytest.approx(0.72 / 0.1)
+    assert full["exp_ids"] == "le-a-f1-s0;le-a-f1-s1;le-a-f1-s2"
