@@ -47,7 +47,7 @@ def _scene(seed: int = 0):
     names = ["vehicle"] * 30 + ["pedestrian"] * 10
     boxes = np.zeros((n, 7))
     boxes[:, 0] = cx + rng.uniform(-60, 60, n)
-    boxes[:, 1] = cy + rng.choice([-5.25, -1.75, 1.75, 5.25], n)
+    boxes[:, 1] = cy + rng.choice([-5.25, 1.75, 5.25], n)  # not in the ego's lane (y = −1.75): no overlaps
     boxes[:30, 3:6] = [4.6, 1.9, 1.6]
     boxes[30:, 3:6] = [0.6, 0.6, 1.75]
     boxes[30:, 1] = cy + rng.choice([-9.0, 9.0], 10)
@@ -69,18 +69,22 @@ def _scene(seed: int = 0):
 
 
 def _drive(suite, poses, objects, lights, repeat: int = 2) -> tuple[float, float]:
-    """Best-of-``repeat`` mean seconds per frame (cameras, LiDAR) over a drive, both sensors at each frame as the
-    world calls them (so each ground tile is rasterised once, by whichever sensor needs it first)."""
+    """Best-of-``repeat`` mean CPU seconds per frame (cameras, LiDAR) over a drive, both sensors at each frame as
+    the world calls them (so each ground tile is rasterised once, by whichever sensor needs it first).
+
+    CPU time of this process (not wall time): on a shared 2-core machine it is the per-core cost that the
+    world's frames/s/core target needs, undisturbed by other jobs waiting for the same cores.
+    """
     best = (float("inf"), float("inf"))
     for _ in range(repeat):
         cams = lidar = 0.0
         for i, pose in enumerate(poses):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             suite.render_cameras(pose, objects, lights, seed=i)
-            t1 = time.perf_counter()
+            t1 = time.process_time()
             suite.cast_lidar(pose, objects, lights, seed=i)
             cams += t1 - t0
-            lidar += time.perf_counter() - t1
+            lidar += time.process_time() - t1
         if cams + lidar < sum(best):
             best = (cams / len(poses), lidar / len(poses))
     return best
@@ -103,7 +107,7 @@ def run(workdir: Path) -> list[Result]:
                 "sensors",
                 f"8 cameras {w}×{h} + LiDAR per frame",
                 both * 1e3,
-                "ms",
+                "ms CPU",
                 target=target,
                 higher_is_better=False,
                 notes=f"cameras {cams * 1e3:.1f} ms, LiDAR {lidar * 1e3:.1f} ms; 40 objects, 6 lights, 24 buildings",

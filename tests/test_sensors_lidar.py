@@ -92,7 +92,14 @@ def test_angular_culling_finds_exactly_the_brute_force_hits():
     # Keep them off the ego body, but allow some right next to the short-range sensors.
     keep = np.hypot(boxes[:, 0] - 1.5, boxes[:, 1]) > 4.0
     boxes = boxes[keep]
-    boxes = np.vstack([boxes, [[1.5, 3.6, 1.0, 6.0, 1.0, 2.0, 0.1], [-4.0, 0.3, 0.8, 1.0, 4.0, 1.6, 0.0]]])
+    boxes = np.vstack(
+        [
+            boxes,
+            [1.5, 3.6, 1.0, 6.0, 1.0, 2.0, 0.1],  # beside the left sensor
+            [-4.0, 0.3, 0.8, 1.0, 4.0, 1.6, 0.0],  # behind the rear sensor
+            [1.3, 0.0, 0.5, 1.0, 1.0, 1.0, 0.3],  # right under the roof sensor: every ray is a candidate
+        ]
+    )
     # A 270° sensor exercises the window wrap at ±180° of a limited field of view.
     specs = default_lidars(16, 512) + (
         LidarSpec(

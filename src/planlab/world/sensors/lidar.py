@@ -343,7 +343,6 @@ class LidarCaster:
             crel = center - sr.origin
             dist = np.linalg.norm(crel, axis=-1)
             near_ok = dist - radius < spec.max_range
-            inside = dist <= radius * 1.01  # sensor (nearly) inside the part's bounding sphere: all rays
             az_c = np.arctan2(crel[:, 1], crel[:, 0])
             az = np.arctan2(rel[..., 1], rel[..., 0])
             daz = (az - az_c[:, None] + np.pi) % (2 * np.pi) - np.pi
@@ -356,6 +355,9 @@ class LidarCaster:
             d_min = np.hypot(
                 np.maximum(np.abs(lx) - half[:, 0], 0.0), np.maximum(np.abs(ly) - half[:, 1], 0.0)
             )
+            # Sensor over or under the footprint (only when a box overlaps the ego): the corners no longer bound
+            # the azimuth window, so take every ray. From outside, a footprint spans less than π: corners bound it.
+            inside = d_min < 0.01
             d_max = np.hypot(rel[..., 0], rel[..., 1]).max(axis=1)
             z_lo = crel[:, 2] - half[:, 2]
             z_hi = crel[:, 2] + half[:, 2]
