@@ -431,6 +431,8 @@ def list_experiments(
     from planlab.config import check_choice
 
     check_choice("sort", sort, SORT_KEYS)
+    if not rundir.experiments_root(root).is_dir():
+        return []  # nothing created yet; a query must not create directories
     sync(root)
     where, params = [], []
     if status:
