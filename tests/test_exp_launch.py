@@ -161,3 +161,49 @@ def test_job_bookkeeping_stages_and_totals(tmp_path, monkeypatch):
     assert [e["state"] for e in rundir.read_status(run)["history"]][-2:] == ["requeued", "running"]
     assert key2 != key
     assert yaml.safe_load((run / "config.yaml").read_text())["resources"]["train"]["nodes"] == 1
+
+
+def test_status_refresh_is_one_batched_scheduler_call(tmp_path, monkeypatch):
+    """Five submitted experiments, one sacct call; a TIMEOUT and an OOM become `failed` with the reason."""
+    import subprocess
+
+    for i in range(5):
+        run, _ = launch.new_experiment(tmp_path, f"e{i}", "ego_mlp", cluster="local-slurm")
+        rundir.record_jobs(run, {"train": str(10 + i), "eval": str(20 + i)}, "slurm", ["train", "eval"])
+    answer = "\n".join(
+        ["10|COMPLETED|0:0|None", "20|COMPLETED|0:0|None", "11|TIMEOUT|0:15|TimeLimit", "21|CANCELLED|0:0|Dependency",
+         "12|OUT_OF_MEMORY|0:125|None", "22|CANCELLED|0:0|Dependency", "13|RUNNING|0:0|None", "23|PENDING|0:0|Dependency",
+         "14|REQUEUED|0:0|None", "14|PENDING|0:0|BeginTime", "24|PENDING|0:0|Dependency"]
+    )  # fmt: skip
+    calls = []
+
+    def fake_run(argv, timeout=60.0):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, answer + "\n", "")
+
+    monkeypatch.setattr(slurm, "_run", fake_run)
+    monkeypatch.setattr(slurm, "available", lambda: True)
+    rows = {r["exp_id"]: r for r in launch.refresh_status(tmp_path)}
+    assert len(calls) == 1 and calls[0][0] == "sacct" and "-j" in calls[0]
+    assert set(calls[0][calls[0].index("-j") + 1].split(",")) == {
+        str(n) for n in (*range(10, 15), *range(20, 25))
+    }
+    assert rows["e0"]["state"] == "completed"
+    assert rows["e1"]["state"] == "failed" and "TIMEOUT" in rows["e1"]["reason"]
+    assert rows["e2"]["state"] == "failed" and "OUT_OF_MEMORY" in rows["e2"]["reason"]
+    assert rows["e3"]["state"] == "submitted"  # running per sacct; the job itself records `running`
+    assert rows["e4"]["state"] == "requeued"
+    assert rundir.read_status(tmp_path / "e1")["state"] == "failed"  # written into the run dir
+
+
+def test_job_side_never_imports_the_index():
+    """Compute nodes never write the SQLite index: the job entry and its stages do not even import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, planlab.experiments.job, planlab.experiments.evaluate, planlab.experiments.local;"
+        "print('planlab.experiments.registry' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
