@@ -28,6 +28,7 @@ MODULES: list[tuple[str, str]] = [
     ("sensors", "benchmarks.bench_sensors"),
     ("training", "benchmarks.bench_training"),
     ("experiments", "benchmarks.bench_experiments"),
+    ("eval", "benchmarks.bench_eval"),
 ]
 
 

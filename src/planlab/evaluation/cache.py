@@ -732,7 +732,7 @@ def build_cache(
     total = sum(len(t) for t in todo.values())
     # jobs never mix logs (frame conversions are shared inside a log); with several workers a log is cut
     # into pieces so that the pool stays balanced
-    piece = max(4, -(-total // (workers * 4))) if workers > 1 else max(total, 1)
+    piece = max(8, -(-total // (workers * 2))) if workers > 1 else max(total, 1)
     jobs = [
         (loader, toks[i : i + piece], str(cache.root), chunk_size, metrics)
         for _, toks in sorted(todo.items())
