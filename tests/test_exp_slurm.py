@@ -198,31 +198,59 @@ def test_sweep_2x3_runs_as_one_array(root, tiny_dataset):
     assert all(list((root / e / "logs").glob("train-*.out")) for e in ids)
 
 
-def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, tiny_dataset):
-    run, _ = launch.new_experiment(root, "rq", "ego_mlp", cluster="local-slurm",
-                                   overrides=tiny(tiny_dataset, **{"trainer.max_epochs": 30, "checkpoint.every_n_train_steps": 5,
-                                                                 "eval.enabled": False}))  # fmt: skip
-    sub = launch.submit(root, "rq")
-    job = sub.jobs["train"]
-    wait_for(lambda: (run / "checkpoints" / "last.ckpt").is_file(), TIMEOUT, "the first checkpoint")
-    assert state(run) == "running"
-    subprocess.run(["scontrol", "requeue", job], check=True)
-    # A requeued job waits for its new begin time (about 2 minutes); start it now.
+def _release(job: str) -> None:
+    """A requeued job waits for a new begin time (about 2 minutes); start it now."""
     wait_for(lambda: squeue_state(job) == "PENDING|BeginTime", 60, "the job to be pending again")
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
+def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, tiny_dataset):
+    """Attempt 1 is requeued by `scontrol requeue`; attempt 2 gets SIGUSR1 (what --signal=SIGUSR1@grace sends
+    before the time limit) and Lightning, its only owner, saves an hpc checkpoint and requeues the job
+    itself; attempt 3 resumes from it and finishes the run in the same run dir."""
+    over = {"trainer.max_epochs": 40, "checkpoint.every_n_train_steps": 5, "eval.enabled": False}
+    run, _ = launch.new_experiment(
+        root, "rq", "ego_mlp", cluster="local-slurm", overrides=tiny(tiny_dataset, **over)
+    )
+    job = launch.submit(root, "rq").jobs["train"]
+    last = run / "checkpoints" / "last.ckpt"
+    wait_for(last.is_file, TIMEOUT, "the first checkpoint")
+    assert state(run) == "running"
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    _release(job)
+    # attempt 2: once it has written a checkpoint of its own, Lightning's handlers are installed
+    wait_for(lambda: len(json.loads((run / "meta.json").read_text())["jobs"]) == 2, TIMEOUT, "attempt 2")
+    started = time.time()
+    wait_for(lambda: last.stat().st_mtime > started, TIMEOUT, "a checkpoint of attempt 2")
+    subprocess.run(["scancel", "--signal=USR1", job], check=True)
+    _release(job)
     assert wait_state(run, ("completed", "failed")) == "completed"
     meta = json.loads((run / "meta.json").read_text())
     trains = [j for j in meta["jobs"] if j["stage"] == "train"]
-    assert [j["restart_count"] for j in trains] == [0, 1] and {j["job_id"] for j in trains} == {job}
-    assert trains[0]["state"] == "terminated" and trains[1]["state"] == "completed"
-    resumed = trains[1]["train_stats"]["resumed_from"]
-    assert resumed and Path(resumed).parent == run / "checkpoints"
+    assert [j["restart_count"] for j in trains] == [0, 1, 2] and {j["job_id"] for j in trains} == {job}
+    assert [j["state"] for j in trains] == ["terminated", "terminated", "completed"]
+    assert (
+        Path(trains[1]["train_stats"]["resumed_from"] if "train_stats" in trains[1] else last).parent
+        == last.parent
+    )
+    resumed = trains[2]["train_stats"]["resumed_from"]
+    assert resumed and Path(resumed).parent == run / "checkpoints" and "hpc_ckpt" in Path(resumed).name
     # 7 scenes at batch 4: 2 steps per epoch; the full run, nothing lost, nothing repeated
-    assert trains[1]["train_stats"]["global_step"] == 30 * 2
+    assert trains[2]["train_stats"]["global_step"] == 40 * 2
     history = [e["state"] for e in rundir.read_status(run)["history"]]
-    assert history[-4:] == ["cancelled", "requeued", "running", "completed"]
+    assert history[-7:] == [
+        "cancelled",
+        "requeued",
+        "running",
+        "cancelled",
+        "requeued",
+        "running",
+        "completed",
+    ]
     training = json.loads((run / "training.json").read_text())
-    assert [e["event"] for e in training["history"]].count("resume") == 1
+    assert [e["event"] for e in training["history"]].count("resume") == 2
+    log = next((run / "logs").glob("train-*.out")).read_text()
+    assert "Handling auto-requeue signal" in log or "requeing job" in log or "Requeued SLURM job" in log
 
 
 def test_scancel_gives_cancelled(root, tiny_dataset):
