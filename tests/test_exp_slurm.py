@@ -229,10 +229,6 @@ def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, tiny_dataset)
     trains = [j for j in meta["jobs"] if j["stage"] == "train"]
     assert [j["restart_count"] for j in trains] == [0, 1, 2] and {j["job_id"] for j in trains} == {job}
     assert [j["state"] for j in trains] == ["terminated", "terminated", "completed"]
-    assert (
-        Path(trains[1]["train_stats"]["resumed_from"] if "train_stats" in trains[1] else last).parent
-        == last.parent
-    )
     resumed = trains[2]["train_stats"]["resumed_from"]
     assert resumed and Path(resumed).parent == run / "checkpoints" and "hpc_ckpt" in Path(resumed).name
     # 7 scenes at batch 4: 2 steps per epoch; the full run, nothing lost, nothing repeated
@@ -250,7 +246,8 @@ def test_requeue_resumes_from_checkpoint_in_the_same_run_dir(root, tiny_dataset)
     training = json.loads((run / "training.json").read_text())
     assert [e["event"] for e in training["history"]].count("resume") == 2
     log = next((run / "logs").glob("train-*.out")).read_text()
-    assert "Handling auto-requeue signal" in log or "requeing job" in log or "Requeued SLURM job" in log
+    # Lightning handled SIGUSR1 (10) and requeued the job itself: the script has no trap of its own
+    assert "Handling auto-requeue signal: 10" in log and f"Requeued SLURM job: {job}" in log
 
 
 def test_scancel_gives_cancelled(root, tiny_dataset):
