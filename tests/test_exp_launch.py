@@ -207,3 +207,35 @@ def test_job_side_never_imports_the_index():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_vanished_local_job_is_marked_failed(tmp_path):
+    """A foreground local run killed without a trace (kill -9, closed terminal) does not stay `running`."""
+    import socket
+    import subprocess
+    import sys
+
+    run, _ = launch.new_experiment(tmp_path, "e", "ego_mlp", cluster="local")
+    rundir.record_jobs(run, {"train": "local-x-train"}, "local", ["train"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ident = {
+        "scheduler": "local",
+        "job_id": "local-x-train",
+        "restart_count": 0,
+        "nodes": 1,
+        "gpus_per_node": 0,
+    }
+    job_started(run, "train", ident)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["jobs"][0]["host"]["host"] == socket.gethostname()
+    meta["jobs"][0]["host"]["pid"] = dead.pid  # the job process that died
+    (run / "meta.json").write_text(json.dumps(meta))
+    (row,) = launch.refresh_status(tmp_path, ["e"])
+    assert row["state"] == "failed" and f"pid {dead.pid}" in row["reason"]
+    # a live job is left alone
+    run2, _ = launch.new_experiment(tmp_path, "f", "ego_mlp", cluster="local")
+    rundir.record_jobs(run2, {"train": "local-y-train"}, "local", ["train"])
+    job_started(run2, "train", {**ident, "job_id": "local-y-train"})  # pid = this test process
+    (row2,) = launch.refresh_status(tmp_path, ["f"])
+    assert row2["state"] == "running"

@@ -563,6 +563,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _local_vanished(run: Path, status: dict[str, Any]) -> tuple[str, str] | None:
+    """A local run whose launcher and job processes are gone from this host without a final state."""
+    import socket
+
+    pid = status.get("local_pid")
+    if pid is not None:
+        return (
+            None
+            if _pid_alive(int(pid))
+            else ("failed", f"local launcher (pid {pid}) exited without finishing")
+        )
+    try:
+        jobs = (rundir.read_json(run / "meta.json", {}) or {}).get("jobs") or []
+    except PlanlabError:
+        return None
+    open_jobs = [j for j in jobs if j.get("scheduler") == "local" and not j.get("end")]
+    if not open_jobs:
+        return None
+    last = open_jobs[-1]
+    host = (last.get("host") or {}).get("host")
+    pid = (last.get("host") or {}).get("pid")
+    if host == socket.gethostname() and pid is not None and not _pid_alive(int(pid)):
+        return "failed", f"local {last.get('stage')} job (pid {pid}) ended without recording a result"
+    return None
+
+
 def refresh_status(
     root: str | os.PathLike | None, exp_ids: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -612,9 +638,7 @@ def refresh_status(
                 elif word == "running" and recorded == "cancelled":
                     new = ("requeued", "restarted after SIGTERM")
         elif status.get("launcher") == "local" and recorded in ("submitted", "running"):
-            pid = status.get("local_pid")
-            if pid is not None and not _pid_alive(int(pid)):
-                new = ("failed", f"local launcher (pid {pid}) exited without finishing")
+            new = _local_vanished(run, status)
         if new is not None:
             rundir.set_status(run, new[0], reason=new[1], source="scheduler")
             changed.append(run.name)
