@@ -1,0 +1,153 @@
+"""I-JEPA pre-training end to end on the calibration set: run dir contents, the exported encoder loads into
+the frozen-encoder agents, SIGTERM checkpoint + resume equals the uninterrupted run, the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from planlab.errors import PlanlabError
+from planlab.models.vit import load_vit
+from planlab.ssl import pretrain as pretrain_mod
+from planlab.ssl.config import build_pretrain_config, packaged_configs
+from planlab.ssl.pretrain import load_checkpoint, run_pretraining
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(calib_root, cache, **extra):
+    over = {
+        "data.root": str(calib_root),
+        "data.split": "calib",
+        "data.cache_dir": str(cache),
+        "probe.split": "calib",
+        "probe.every_n_epochs": 2,
+        "trainer.epochs": 3,
+        "trainer.batch_size": 16,
+        "trainer.progress_bar": False,
+        "trainer.log_every_n_steps": 1,
+        "trainer.checkpoint_every_n_steps": 0,
+        "encoder.depth": 2,
+        "encoder.embed_dim": 32,
+        "encoder.num_heads": 2,
+        "predictor.embed_dim": 16,
+        "predictor.depth": 1,
+        "predictor.num_heads": 2,
+    }
+    over.update(extra)
+    return build_pretrain_config(overrides=over)
+
+
+@pytest.fixture(scope="module")
+def finished(calib_root, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ssl")
+    cfg = _cfg(calib_root, root / "frames")
+    return cfg, run_pretraining(cfg, root / "run"), root
+
+
+def test_run_dir_and_monitors(finished):
+    cfg, result, _ = finished
+    run = result.run_dir
+    assert result.state == "completed" and result.step == 3 * (107 // 16)
+    for name in ("config.yaml", "meta.json", "training.json", "status.json", "metrics.csv", "probe.json",
+                 "checkpoints/last.pt", "encoder/config.json", "encoder/model.safetensors", "encoder/planlab.json"):  # fmt: skip
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["pretraining"]["frames"]["count"] == 107 and "sha256" in meta["lock"]
+    assert meta["pretraining"]["total_steps"] == result.step
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for key in ("train/loss", "monitor/target_std", "monitor/pooled_std", "train/ema_momentum", "probe/ssl_speed_r2",
+                "probe/random_speed_r2"):  # fmt: skip
+        assert key in header, key
+    probe = json.loads((run / "probe.json").read_text())
+    assert [h["epoch"] for h in probe["history"]] == [0, 2, 3]
+    # at epoch 0 the probed encoder *is* the random-init encoder: the comparison starts at exactly 0
+    assert probe["history"][0]["ssl_minus_random"]["speed_r2"] == pytest.approx(0.0, abs=1e-9)
+    info = json.loads((run / "encoder" / "planlab.json").read_text())
+    assert info["source"] == "target_encoder" and info["camera"]["image_width"] == 256
+    assert json.loads((run / "status.json").read_text())["state"] == "completed"
+
+
+def test_exported_encoder_is_the_target_encoder_and_loads_into_an_agent(finished):
+    cfg, result, _ = finished
+    ck = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
+    vit = load_vit(result.encoder_dir)
+    target = {k[len("target_encoder.") :]: v for k, v in ck["model"].items() if k.startswith("target_encoder.")}
+    assert all(torch.equal(v, target[k]) for k, v in vit.state_dict().items())
+    context = {k[len("context_encoder.") :]: v for k, v in ck["model"].items() if k.startswith("context_encoder.")}
+    assert not torch.equal(context["blocks.0.attn.qkv.weight"], target["blocks.0.attn.qkv.weight"])  # EMA lags
+
+    from planlab.agents.registry import build_agent
+
+    agent = build_agent(
+        "encoder_mlp",
+        config={"camera": {"image_height": 64, "image_width": 256},
+                "encoder": {"kind": "vit", "path": str(result.encoder_dir)}},
+    )  # fmt: skip
+    assert agent.encoder.fully_frozen and agent.encoder.embed_dim == 32
+    assert agent.external_state()["encoder."]["path"] == str(result.encoder_dir)
+
+
+def test_sigterm_checkpoint_and_resume_equal_the_uninterrupted_run(finished, calib_root, monkeypatch):
+    cfg, result, root = finished
+    calls = {"n": 0}
+    real_crop = pretrain_mod.random_crop
+
+    def crop_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:  # during step 8 (epoch 1): SIGTERM arrives mid-epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_crop(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_mod, "random_crop", crop_then_signal)
+    stopped = run_pretraining(cfg, root / "resumed")
+    assert stopped.state == "interrupted" and stopped.stopped_by_signal == "SIGTERM" and stopped.step == 8
+    assert load_checkpoint(root / "resumed" / "checkpoints" / "last.pt")["step"] == 8
+    with pytest.raises(PlanlabError, match="--resume"):
+        run_pretraining(cfg, root / "resumed")
+    monkeypatch.setattr(pretrain_mod, "random_crop", real_crop)
+    done = run_pretraining(cfg, root / "resumed", resume=True)
+    assert done.state == "completed" and done.step == result.step and done.resumed_from is not None
+    a = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(root / "resumed" / "checkpoints" / "last.pt")["model"]
+    for k, v in a.items():
+        assert torch.allclose(v, b[k], atol=1e-5, rtol=1e-4), k
+    steps = [int(r.split(",")[0]) for r in (root / "resumed" / "metrics.csv").read_text().splitlines()[1:]]
+    assert len([s for s in steps if s == 9]) == 1  # rows after the checkpoint were not duplicated
+    with pytest.raises(PlanlabError, match="finished run"):
+        run_pretraining(cfg, root / "resumed", resume=True)
+    changed = _cfg(calib_root, root / "frames", **{"optim.lr": 5e-4})
+    with pytest.raises(PlanlabError, match="different config"):
+        run_pretraining(changed, root / "resumed", resume=True)
+
+
+def test_packaged_configs_validate():
+    names = [p.name for p in packaged_configs()]
+    assert "ijepa_small.yaml" in names
+    for path in packaged_configs():
+        assert path.read_text().startswith("# planlab ssl pretrain"), path
+        build_pretrain_config([path])
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "planlab.cli.main", "ssl", *args], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = _cli("pretrain", "--dry-run", "trainer.epoch=3")
+    assert bad.returncode != 0 and "trainer.epoch" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    ok = _cli("pretrain", "--dry-run", "trainer.epochs=3")
+    assert ok.returncode == 0 and "epochs: 3" in ok.stdout
+    missing = _cli("export", "--encoder", str(tmp_path / "nope"), "--out", str(tmp_path / "hf"))
+    assert missing.returncode != 0 and "ViT config not found" in missing.stderr and "Traceback" not in missing.stderr
+    odd = _cli("pretrain", "--dry-run", "camera.image_width=250")
+    assert odd.returncode != 0 and "multiple of encoder.patch_size" in odd.stderr
