@@ -29,6 +29,7 @@ MODULES: list[tuple[str, str]] = [
     ("training", "benchmarks.bench_training"),
     ("experiments", "benchmarks.bench_experiments"),
     ("eval", "benchmarks.bench_eval"),
+    ("diagnostics", "benchmarks.bench_diagnostics"),
 ]
 
 

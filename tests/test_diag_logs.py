@@ -216,3 +216,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no metrics.csv, TensorBoard events or text logs"):
         analyze(tmp_path / "empty")
+
+
+def test_keyword_prefilter_finds_what_a_full_scan_finds(monkeypatch):
+    from planlab.diagnostics import signatures
+
+    assert set(signatures.KEYWORDS) == {s.id for s in signatures.SIGNATURES}
+    texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(LOGS.glob("slurm-*"))}
+    fast = {
+        n: [(f.id, f.line_no, f.count, f.detail) for f in scan_text(t, n).findings] for n, t in texts.items()
+    }
+    monkeypatch.setattr(signatures, "KEYWORDS", {})
+    full = {
+        n: [(f.id, f.line_no, f.count, f.detail) for f in scan_text(t, n).findings] for n, t in texts.items()
+    }
+    assert fast == full and sum(len(v) for v in full.values()) >= 12

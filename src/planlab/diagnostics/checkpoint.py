@@ -526,6 +526,10 @@ def _bad_counts(t: Any) -> tuple[int, int]:
 
     if not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
         return 0, 0
+    # Fast path: a NaN or Inf anywhere makes the sum non-finite, so a finite sum proves a clean tensor
+    # (a sum that overflows on huge finite values falls through to the exact count).
+    if bool(torch.isfinite(t.sum())):
+        return 0, 0
     finite = torch.isfinite(t)
     if bool(finite.all()):
         return 0, 0

@@ -13,6 +13,7 @@ the progress bars of a text log (``Epoch 3: 100%|…| 242/242 [21:15<00:00, 0.19
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import re
@@ -119,8 +120,9 @@ def read_tensorboard(path: str | Path) -> Series:
 
 
 _BAR = re.compile(
-    r"Epoch (?P<epoch>\d+):\s+(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)\s*"
-    r"\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+),\s*(?P<rate>[\d.]+|\?)\s*(?P<unit>it/s|s/it)(?:,\s*(?P<post>[^\]]*))?\]"
+    r"Epoch (?P<epoch>\d+):[ \t]+(?P<pct>\d+)%\|[^|\r\n]*\|[ \t]*(?P<n>\d+)/(?P<total>\d+)[ \t]*"
+    r"\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+),[ \t]*(?P<rate>[\d.]+|\?)[ \t]*(?P<unit>it/s|s/it)"
+    r"(?:,[ \t]*(?P<post>[^\]\r\n]*))?\]"
 )
 _POSTFIX = re.compile(r"([\w/.\-]+)=([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
 
@@ -146,6 +148,7 @@ class EpochBar:
     postfix: dict[str, float] = field(default_factory=dict)  # of the last redraw
 
 
+@functools.cache
 def _is_epoch_level(key: str) -> bool:
     c = _classify(key)
     return c is not None and (c[0] != "train" or c[2] == "epoch")
@@ -161,27 +164,25 @@ def parse_progress_bars(text: str) -> tuple[Series, list[EpochBar]]:
     series: Series = {}
     bars: dict[int, EpochBar] = {}
     step_values: dict[tuple[int, int], dict[str, float]] = {}
-    for line in text.splitlines():
-        for part in line.split("\r"):
-            for m in _BAR.finditer(part):
-                epoch, n, total = int(m.group("epoch")), int(m.group("n")), int(m.group("total"))
-                rate = None
-                if m.group("rate") != "?":
-                    r = float(m.group("rate"))
-                    rate = r if m.group("unit") == "it/s" else (1.0 / r if r > 0 else None)
-                post = {k: float(v) for k, v in _POSTFIX.findall(m.group("post") or "") if k != "v_num"}
-                bar = bars.get(epoch)
-                if bar is None:
-                    bar = bars[epoch] = EpochBar(epoch, n, total, _clock(m.group("elapsed")), rate)
-                if n >= bar.n:
-                    bar.n, bar.total, bar.elapsed_s, bar.it_per_s = n, total, _clock(m.group("elapsed")), rate
-                    bar.postfix = post
-                if bar.first_it_per_s is None and n > 0:
-                    bar.first_it_per_s = rate
-                if n > 0:
-                    step_values.setdefault((epoch, n), {}).update(
-                        {k: v for k, v in post.items() if not _is_epoch_level(k)}
-                    )
+    for m in _BAR.finditer(text):  # whole text at once; the pattern never crosses a line or a redraw
+        epoch, n, total = int(m.group("epoch")), int(m.group("n")), int(m.group("total"))
+        rate = None
+        if m.group("rate") != "?":
+            r = float(m.group("rate"))
+            rate = r if m.group("unit") == "it/s" else (1.0 / r if r > 0 else None)
+        post = {k: float(v) for k, v in _POSTFIX.findall(m.group("post") or "") if k != "v_num"}
+        bar = bars.get(epoch)
+        if bar is None:
+            bar = bars[epoch] = EpochBar(epoch, n, total, _clock(m.group("elapsed")), rate)
+        if n >= bar.n:
+            bar.n, bar.total, bar.elapsed_s, bar.it_per_s = n, total, _clock(m.group("elapsed")), rate
+            bar.postfix = post
+        if bar.first_it_per_s is None and n > 0:
+            bar.first_it_per_s = rate
+        if n > 0:
+            step_values.setdefault((epoch, n), {}).update(
+                {k: v for k, v in post.items() if not _is_epoch_level(k)}
+            )
     for (epoch, n), vals in sorted(step_values.items()):
         total = bars[epoch].total
         for k, v in vals.items():
@@ -262,6 +263,7 @@ class Speed:
         return dict(self.__dict__)
 
 
+@functools.cache
 def _classify(key: str) -> tuple[str, str, str] | None:
     """(split, component, kind) of a logged key; kind is step, epoch or plain."""
     m = _SPLIT.match(key)

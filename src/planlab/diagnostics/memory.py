@@ -242,6 +242,11 @@ def measure_point(
         tail = (proc.stderr or proc.stdout).strip().splitlines()
         point.error = result.get("error") or (tail[-1] if tail else f"exit code {proc.returncode}")
         return point
+    samples = result.get("train_samples")
+    if samples is not None and samples < batch_size:
+        # the batches were smaller than asked: this is not the memory of batch_size (left out of the fit)
+        point.error = f"only {samples} training scenes: batches of {batch_size} were never filled"
+        return point
     point.host_bytes = result["host_bytes"]
     point.host_rss_bytes = result["host_rss_bytes"]
     point.gpu_bytes = result.get("gpu_bytes")
@@ -260,7 +265,9 @@ def _probe_main(cfg_path: str, run_dir: str, out: str) -> int:
         cfg = load_train_config(cfg_path)
         with MemoryMonitor() as mon:
             run_training(cfg, run_dir, progress=False)
-        atomic_write_text(out, json.dumps(mon.peak.to_dict()))
+        meta = json.loads((Path(run_dir) / "meta.json").read_text())
+        samples = ((meta.get("training") or {}).get("resolved") or {}).get("train_samples")
+        atomic_write_text(out, json.dumps({**mon.peak.to_dict(), "train_samples": samples}))
         return 0
     except PlanlabError as exc:
         atomic_write_text(out, json.dumps({"error": str(exc)}))
