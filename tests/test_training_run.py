@@ -4,8 +4,6 @@ train/eval parity, run-dir protection, the NaN guard, the CLI's errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -160,22 +158,24 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(calib_root, 
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "planlab.cli.main", "train", *args], capture_output=True, text=True
-        )
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from planlab.cli.main import main
 
-    out = cli("--agent", "nope", "--run-dir", str(tmp_path / "r"))
-    assert (
-        out.returncode != 0
-        and "unknown agent 'nope'; valid agents:" in out.stderr
-        and "ego_status_mlp" in out.stderr
+    def cli(*args):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", *args])
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, " ".join(captured.err.split())
+
+    code, _, err = cli("--agent", "nope", "--run-dir", str(tmp_path / "r"))
+    assert code != 0 and "unknown agent 'nope'; valid agents:" in err and "ego_status_mlp" in err
+    assert "Traceback" not in err
+    code, _, err = cli("--agent", "ego_status_mlp", "--run-dir", str(tmp_path / "r"), "trainer.max_epoch=3")
+    assert code != 0 and "'trainer.max_epoch'" in err and "max_epochs" in err
+    code, _, err = cli(
+        "--agent", "ego_status_mlp", "--run-dir", str(tmp_path / "r"), "trainer.batch_size=big"
     )
-    assert "Traceback" not in out.stderr
-    out = cli("--agent", "ego_status_mlp", "--run-dir", str(tmp_path / "r"), "trainer.max_epoch=3")
-    assert out.returncode != 0 and "'trainer.max_epoch'" in out.stderr and "max_epochs" in out.stderr
-    out = cli("--agent", "ego_status_mlp", "--run-dir", str(tmp_path / "r"), "trainer.batch_size=big")
-    assert out.returncode != 0 and "trainer.batch_size" in out.stderr and "Traceback" not in out.stderr
-    out = cli("--agent", "ego_status_mlp", "--dry-run", "agent.hidden_dim=7")
-    assert out.returncode == 0 and "hidden_dim: 7" in out.stdout
+    assert code != 0 and "trainer.batch_size" in err and "Traceback" not in err
+    code, out, _ = cli("--agent", "ego_status_mlp", "--dry-run", "agent.hidden_dim=7")
+    assert code == 0 and "hidden_dim: 7" in out
+    assert not (tmp_path / "r").exists()  # nothing was written for the refused runs
