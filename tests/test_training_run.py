@@ -121,6 +121,26 @@ def test_run_dir_is_never_overwritten(trained, calib_root, tmp_path):
         run_training(other, unfinished, resume=True, progress=False)
 
 
+def test_label_fraction_trains_on_the_saved_subset(calib_root, tmp_path):
+    cfg = build_train_config(
+        "ego_status_mlp",
+        overrides=overrides(
+            calib_root, **{"data.label_fraction": 0.5, "data.subset_seed": 3, "trainer.max_epochs": 1}
+        ),
+    )
+    result = run_training(cfg, tmp_path / "half", progress=False)
+    subset = json.loads((result.run_dir / "subset.json").read_text())
+    assert subset["num_tokens"] == 21 and subset["seed"] == 3 and subset["fraction"] == 0.5
+    meta = json.loads((result.run_dir / "meta.json").read_text())
+    assert (
+        meta["data"]["train"]["num_tokens"] == 21
+        and meta["data"]["train"]["subset"]["sha256"] == subset["sha256"]
+    )
+    assert result.global_step == 3  # 21 scenes / batch 8: every epoch sees the same 21 labels (lesson C6)
+    manifest = json.loads((result.run_dir / "manifests" / "calib.json").read_text())
+    assert manifest["hash"] == meta["data"]["train"]["manifest_hash"] and manifest["num_logs"] == 5
+
+
 class NaNAfterAgent(EgoStatusMLPAgent):
     """Ego MLP whose loss turns NaN at its 4th training call."""
 

@@ -46,6 +46,13 @@ class SplitData:
     tokens: list[str]
     manifest: dict[str, Any]
     subset: dict[str, Any] | None = None
+    subset_obj: Subset | None = None
+
+    def record(self, run_dir: Path) -> None:
+        """Write this split's manifest (and the label subset used) into the run directory."""
+        self.loader.manifest().write(run_dir / "manifests" / f"{self.name}.json")
+        if self.subset_obj is not None:
+            self.subset_obj.write(run_dir / "subset.json")
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -89,8 +96,6 @@ def _subset_for(cfg: Any, root: Path, split: str, loader: SceneLoader, run_dir: 
         # Drawn over the same tokens it must give the same list; a different scene filter would not.
         if subset.tokens == probe.tokens:
             return subset
-    if run_dir is not None:
-        probe.write(run_dir / "subset.json")
     return probe
 
 
@@ -111,6 +116,7 @@ def load_split(
         raise DataError(f"split {split!r} under {root} has no scenes with the configured scene filter")
     tokens = loader.tokens
     subset_info = None
+    subset = None
     if train:
         subset = _subset_for(cfg, root, split, loader, run_dir)
         if subset is not None:
@@ -134,7 +140,7 @@ def load_split(
         tokens = tokens[: cfg.data.max_scenes]
     manifest = loader.manifest().to_dict()
     manifest.pop("logs", None)
-    return SplitData(split, loader, tokens, manifest, subset_info)
+    return SplitData(split, loader, tokens, manifest, subset_info, subset)
 
 
 @dataclass
@@ -169,6 +175,10 @@ def prepare_training_data(
     train = load_split(cfg, cfg.data.train_split, sensor, run_dir, train=True)
     val = load_split(cfg, cfg.data.val_split, sensor) if cfg.data.val_split else None
     parts = [(p.loader, p.tokens) for p in (train, val) if p is not None]
+    if build_caches and run_dir is not None:  # rank 0 records what the run trains and validates on
+        for p in (train, val):
+            if p is not None:
+                p.record(run_dir)
     embeddings = embedding_source_for(agent, cfg, parts, build=build_caches, progress=progress)
     fbs, tbs = agent.get_feature_builders(), agent.get_target_builders()
     costly = [b.get_unique_name() for b in [*fbs, *tbs] if b.expensive]

@@ -8,6 +8,8 @@ Layout written by training::
     <run_dir>/training.json    training lifecycle: state, config hash, attempts, final step
     <run_dir>/status.json      lifecycle for ``planlab train`` runs (experiment runs manage their own)
     <run_dir>/checkpoints/     last.ckpt, epochNNN-stepNNNNNN.ckpt (top-k), index.json, hpc_ckpt_N.ckpt
+    <run_dir>/manifests/<split>.json   log manifests (name, sha256, token count) of the splits used
+    <run_dir>/subset.json      the label-fraction token list trained on (when label_fraction < 1)
     <run_dir>/metrics.csv, <run_dir>/tb/
 
 Rules (lesson C8, S7): a directory holding anything but a planlab training run is refused; a finished run
