@@ -235,3 +235,20 @@ def test_exp_submit_runs_the_preflight_and_refuses_a_broken_experiment(planted, 
     assert json.loads((run / "status.json").read_text())["state"] == "created"
     (report,) = (run / "logs" / "preflight").glob("*/smoke.json")
     assert json.loads(report.read_text())["passed"] is False
+
+
+def test_preflight_is_skipped_when_nothing_trains_or_submit_will_refuse(data, tmp_path):
+    from planlab.diagnostics.preflight import experiment_target, preflight_experiment
+    from planlab.experiments import rundir
+    from planlab.experiments.launch import new_experiment
+
+    root = tmp_path / "exps"
+    run, _ = new_experiment(root, "e1", "ego_mlp", overrides=data["overrides"], cluster="local")
+    target = experiment_target(root, "e1")
+    # the local profile gives 8G to one task: that is the smoke run's host budget
+    assert (target.node_budget, target.ranks_per_node, target.rank_budget) == (8 * 2**30, 1, 8 * 2**30)
+    assert target.cfg.data.root == data["overrides"]["data.root"]
+    assert preflight_experiment(root, "e1", only=["eval"]) is None
+    rundir.set_status(run, "running")
+    assert preflight_experiment(root, "e1") is None
+    assert not (run / "logs" / "preflight").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 
@@ -28,40 +27,28 @@ def register(app: typer.Typer) -> None:
     app.add_typer(memory_app, name="memory")
 
 
-def _stamp() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
-
-
 def resolve_target(
     config: list[Path] | None,
     exp: str | None,
     root: Path | None,
     agent: str | None,
     overrides: list[str] | None,
-) -> tuple[Any, dict[str, Any]]:
-    """(training config, context) from ``--config``/``--agent`` files and overrides, or from ``--exp``."""
+) -> tuple[Any, Any]:
+    """(training config, experiment target or None) from ``--config``/``--agent`` or from ``--exp``."""
     from planlab.errors import ConfigError
 
     if exp is not None:
         if config:
             raise ConfigError("give --config or --exp, not both")
-        from planlab.config import build_config, to_dict
-        from planlab.experiments.cluster import mem_to_mb, tasks_per_node
-        from planlab.experiments.launch import load
+        from planlab.diagnostics.preflight import experiment_target
 
-        run, resolved = load(root, exp)
-        cfg = resolved.train
-        if overrides:
-            cfg = build_config(type(cfg), to_dict(cfg), overrides=overrides)
-        res = resolved.train_resources
-        ranks = tasks_per_node(res)
-        node = int(mem_to_mb(res.mem) * 2**20)
-        return cfg, {"exp_run": run, "node_budget": node, "ranks_per_node": ranks, "mem": res.mem}
+        target = experiment_target(root, exp, overrides)
+        return target.cfg, target
     if not config and agent is None:
         raise ConfigError("give --config FILE (and/or --agent NAME) or --exp ID")
     from planlab.training.config import build_train_config
 
-    return build_train_config(agent, config or [], overrides or []), {}
+    return build_train_config(agent, config or [], overrides or []), None
 
 
 def smoke(
@@ -90,12 +77,13 @@ def smoke(
     as_json: bool = typer.Option(False, "--json", help="print smoke.json"),
 ) -> None:
     from planlab.diagnostics.memory import parse_size
+    from planlab.diagnostics.preflight import PREFLIGHT_DIR, utc_stamp
     from planlab.diagnostics.smoke import SmokeOptions, run_smoke
 
-    cfg, ctx = resolve_target(config, exp, root, agent, overrides)
+    cfg, target = resolve_target(config, exp, root, agent, overrides)
     host = parse_size(mem_budget, "--mem-budget") if mem_budget else None
-    if host is None and ctx:
-        host = ctx["node_budget"] // ctx["ranks_per_node"]
+    if host is None and target is not None:
+        host = target.rank_budget
     opts = SmokeOptions(
         steps=steps,
         scenes=scenes,
@@ -106,11 +94,10 @@ def smoke(
         eval_cache=str(eval_cache) if eval_cache else None,
     )
     if run_dir is None:
-        run_dir = (
-            ctx["exp_run"] / "logs" / "preflight" / _stamp()
-            if ctx
-            else Path("smoke") / f"{cfg.agent_name}-{_stamp()}"
-        )
+        if target is not None:
+            run_dir = target.run_dir / PREFLIGHT_DIR / utc_stamp()
+        else:
+            run_dir = Path("smoke") / f"{cfg.agent_name}-{utc_stamp()}"
     report = run_smoke(cfg, run_dir, opts)
     if as_json:
         print_json(report.to_dict())
@@ -172,9 +159,9 @@ def estimate(
     from planlab.diagnostics.memory import estimate as run_estimate
     from planlab.diagnostics.memory import gib, parse_size
 
-    cfg, ctx = resolve_target(config, exp, root, agent, overrides)
-    node_budget = parse_size(budget, "--budget") if budget else ctx.get("node_budget")
-    ranks = gpus_per_node or ctx.get("ranks_per_node") or 1
+    cfg, target = resolve_target(config, exp, root, agent, overrides)
+    node_budget = parse_size(budget, "--budget") if budget else (target.node_budget if target else None)
+    ranks = gpus_per_node or (target.ranks_per_node if target else 1)
     gpu = parse_size(gpu_budget, "--gpu-budget") if gpu_budget else None
 
     def progress(p: Any) -> None:
@@ -259,34 +246,13 @@ def _print_estimate(result: Any, data: dict[str, Any]) -> None:
 
 
 def preflight(root: Path | None, exp_id: str, only: list[str] | None = None, force: bool = False) -> None:
-    """The smoke run ``planlab exp submit`` does first: PlanlabError (one line) when it fails.
+    """What ``planlab exp submit`` runs first: the experiment's smoke run, printed; a one-line
+    PlanlabError when it fails (nothing is submitted then)."""
+    from planlab.diagnostics.preflight import preflight_error, preflight_experiment
 
-    Skipped when the submission trains nothing (``--only eval``) or will be refused anyway (the experiment
-    is live or completed and ``--force`` was not given); the report goes to ``<run>/logs/preflight/<time>``.
-    """
-    from planlab.diagnostics.smoke import SmokeOptions, run_smoke
-    from planlab.errors import PlanlabError
-    from planlab.experiments import rundir
-    from planlab.experiments.launch import load, plan_stages
-
-    run, resolved = load(root, exp_id)
-    if "train" not in plan_stages(resolved, only, resolved.profile.launcher):
+    report = preflight_experiment(root, exp_id, only, force, announce=console.print)
+    if report is None:
         return
-    state = rundir.read_status(run).get("state", "created")
-    if not force and state in ("submitted", "running", "requeued", "completed"):
-        return  # launch.submit refuses these with its own message
-    cfg, ctx = resolve_target(None, exp_id, root, None, None)
-    opts = SmokeOptions(host_budget=ctx["node_budget"] // ctx["ranks_per_node"])
-    console.print(f"preflight: smoke run of {exp_id} (skip with --no-preflight)")
-    report = run_smoke(cfg, run / "logs" / "preflight" / _stamp(), opts)
     print_report(report)
     if not report.passed:
-        failed = [c for c in report.ordered() if c.status == "fail"] or [
-            c for c in report.ordered() if c.status != "pass"
-        ]
-        first = failed[0] if failed else None
-        why = f"{first.name}: {first.detail}" if first else "see the report"
-        raise PlanlabError(
-            f"preflight of {exp_id!r} failed ({why}); report {report.run_dir / 'smoke.md'}; "
-            "fix it or submit with --no-preflight"
-        )
+        raise preflight_error(report, exp_id)
