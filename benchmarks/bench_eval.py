@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ CALIB = ROOT / "tests" / "data" / "navsim_calibration"
 SECTION = "evaluation (PDM score)"
 
 
-def _cpu(fn, repeat: int = 3) -> float:
+def _cpu(fn, repeat: int = 5) -> float:
     """Best-of-``repeat`` CPU seconds of ``fn()``."""
     best = float("inf")
     for _ in range(repeat):
@@ -75,8 +74,8 @@ def run(workdir: Path) -> list[Result]:
         for i in range(0, n, 16):
             build_entries(windows[i : i + 16], objects, metrics=metrics)
 
-    t_batched = _cpu(chunked, repeat=2)
-    t_single = _cpu(lambda: [build_entries([w], FrameObjectCache()) for w in windows], repeat=1)
+    t_batched = _cpu(chunked, repeat=5)
+    t_single = _cpu(lambda: [build_entries([w], FrameObjectCache()) for w in windows], repeat=2)
     results.append(
         Result(
             SECTION, "metric cache, PDMS (PDM-Closed, GT, drivable map)", n / t_batched, "scenes/s/core",
@@ -84,7 +83,7 @@ def run(workdir: Path) -> list[Result]:
             notes="calibration scenes, batched by 16 like `planlab eval cache`; baseline = one scene at a time; NAVSIM v1.1 ≈ 4.5",
         )
     )  # fmt: skip
-    t_v2 = _cpu(lambda: chunked(("pdms", "epdms")), repeat=1)
+    t_v2 = _cpu(lambda: chunked(("pdms", "epdms")), repeat=3)
     results.append(
         Result(SECTION, "metric cache, PDMS + EPDMS parts", n / t_v2, "scenes/s/core", notes="adds the v2 plan, GT, history, human")
     )  # fmt: skip
@@ -122,7 +121,7 @@ def run(workdir: Path) -> list[Result]:
         for i in range(0, len(big_e), batch):
             score_v2(big_e[i : i + batch], big_p[i : i + batch])
 
-    t_b2 = _cpu(batched_v2, repeat=2)
+    t_b2 = _cpu(batched_v2, repeat=3)
     results.append(
         Result(
             SECTION,
@@ -158,14 +157,14 @@ def run(workdir: Path) -> list[Result]:
     props32 = np.concatenate([pdm, *fams, *fans])
     row = np.arange(n)
     t_s2 = _cpu(lambda: score_states_v11(entries, props2, np.concatenate([row] * 2)))
-    t_s32 = _cpu(lambda: score_states_v11(entries, props32, np.concatenate([row] * 32)), repeat=2)
+    t_s32 = _cpu(lambda: score_states_v11(entries, props32, np.concatenate([row] * 32)), repeat=5)
     results.append(
         Result(SECTION, "scorer alone, 2 proposals per scene", t_s2 / n * 1e3, "ms/scene", target=1.0, higher_is_better=False,
                notes="PDM-Closed + agent, batched across the 42 scenes; NAVSIM score_proposals 2.0 ms")
     )  # fmt: skip
     results.append(
-        Result(SECTION, "scorer alone, 32 proposals per scene", t_s32 / n * 1e3, "ms/scene", higher_is_better=False,
-               notes="PDM-Closed, 4 trajectory families, 27 lateral fans; NAVSIM score_proposals 6.4 ms")
+        Result(SECTION, "scorer alone, 32 proposals per scene", t_s32 / n * 1e3, "ms/scene", target=1.0,
+               higher_is_better=False, notes="PDM-Closed, 4 trajectory families, 27 lateral fans; NAVSIM score_proposals 6.4 ms")
     )  # fmt: skip
 
     # ---- end to end from disk: cache entries loaded from .npz, trajectory file, CSV written
@@ -173,34 +172,50 @@ def run(workdir: Path) -> list[Result]:
     build_cache(loader, cache_dir, progress=False)
     big_traj = workdir / "traj.json"
     big_traj.write_text(json.dumps(traj))
-    t_e2e = _cpu(lambda: evaluate_trajectory_file(big_traj, cache_dir, workdir / "out"), repeat=3)
+    t_e2e = _cpu(lambda: evaluate_trajectory_file(big_traj, cache_dir, workdir / "out"), repeat=5)
     results.append(
         Result(SECTION, "planlab eval score end to end (load npz + score + CSV)", n / t_e2e, "scenes/s/core",
                notes="includes reading every cache entry from disk")
     )  # fmt: skip
     assert len(MetricCache(cache_dir).tokens) == n
 
-    # ---- parallel speed-up of cache building (fresh caches). Wall clock is what a user sees, but on this
-    # shared 2-core machine other jobs take cores too, so the CPU critical path (this process + the busiest
-    # worker, i.e. the wall time with a free core per worker) is reported beside it.
-    def build(workers: int):
-        d = workdir / f"par{workers}"
-        shutil.rmtree(d, ignore_errors=True)
-        t0 = time.perf_counter()
-        report = build_cache(loader, d, workers=workers, progress=False)
-        return time.perf_counter() - t0, report
-
-    build(2)  # warm the pool start-up path once
-    one = [build(1) for _ in range(3)]
-    two = [build(2) for _ in range(3)]
-    w1, w2 = min(w for w, _ in one), min(w for w, _ in two)
-    c1 = min(r.cpu_seconds for _, r in one)
-    c2 = min(r.critical_path_cpu_seconds for _, r in two)
+    # ---- parallel speed-up of cache building, in a fresh process like `planlab eval cache --workers 2`
+    # (forked workers of this benchmark's large heap would pay copy-on-write faults the CLI does not).
+    # Wall clock is what a user sees, but on this shared 2-core machine other jobs hold cores too, so the
+    # CPU critical path (parent + busiest worker: the wall time given a free core per worker) is beside it.
+    script = (
+        "import json, shutil, sys, time\n"
+        "from pathlib import Path\n"
+        "from benchmarks.bench_eval import _loader\n"
+        "from planlab.evaluation.cache import build_cache\n"
+        "loader, root, out = _loader(), Path(sys.argv[1]), []\n"
+        "build_cache(loader, root / 'warm', progress=False)\n"
+        "for workers in (1, 2) * 4:\n"
+        "    d = root / f'w{workers}'\n"
+        "    shutil.rmtree(d, ignore_errors=True)\n"
+        "    t0 = time.perf_counter()\n"
+        "    r = build_cache(loader, d, workers=workers, progress=False)\n"
+        "    out.append([workers, time.perf_counter() - t0, r.cpu_seconds, r.critical_path_cpu_seconds])\n"
+        "print(json.dumps(out))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(workdir / "par")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    runs = json.loads(proc.stdout.strip().splitlines()[-1])
+    w1 = min(r[1] for r in runs if r[0] == 1)
+    w2 = min(r[1] for r in runs if r[0] == 2)
+    c1 = min(r[2] for r in runs if r[0] == 1)  # one worker: everything runs in the parent
+    c2 = min(r[3] for r in runs if r[0] == 2)
     load = os.getloadavg()[0]
     results.append(
         Result(SECTION, "metric cache, speed-up with 2 workers (CPU critical path)", c1 / c2, "x", target=1.7,
                notes=f"1 worker {c1:.2f} CPU s; 2 workers: parent + busiest worker {c2:.2f} CPU s; "
-                     f"{n} scenes, log cut into pieces")
+                     f"{n} scenes, fresh process, best of 4")
     )  # fmt: skip
     results.append(
         Result(SECTION, "metric cache, speed-up with 2 workers (wall clock)", w1 / w2, "x", target=1.7,
