@@ -73,6 +73,7 @@ def test_real_run_losses_are_reproduced_from_metrics_csv(run):
     # speed from TensorBoard wall times; one epoch time per epoch
     assert rep.speed.source == "tensorboard wall times" and rep.speed.it_per_s["last"] > 0
     assert len(rep.speed.epoch_seconds) == 3 and all(s > 0 for s in rep.speed.epoch_seconds)
+    assert len(rep.speed.it_per_s_by_epoch) == 3 and all(r > 0 for r in rep.speed.it_per_s_by_epoch)
     assert rep.run["state"] == "completed" and rep.run["agent"] == "ego_status_mlp"
     assert not rep.findings and not rep.nonfinite
     md = rep.to_markdown()
@@ -175,6 +176,7 @@ def test_progress_bars_of_a_text_log_give_the_table():
     v = rows["val/loss"]
     assert (v.epoch0_end, v.best, v.best_epoch, v.last) == (15.9, 13.2, 2, 13.3)
     assert rep.speed.it_per_s == {"start": 0.02, "epoch0_end": 0.21, "last": 0.19}
+    assert rep.speed.it_per_s_by_epoch == [0.21, 0.19, 0.19, 0.19]
     assert rep.speed.epoch_seconds == [19 * 60 + 12, 21 * 60 + 1, 21 * 60 + 10, 21 * 60 + 15]
     md = rep.to_markdown()
     assert "| train/loss | 21.3 | 11.2 | 4.03 (ep 3) | 4.03 | 81.1% ↓ |" in md

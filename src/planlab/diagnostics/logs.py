@@ -257,6 +257,7 @@ class Speed:
     it_per_s: dict[str, float | None] = field(default_factory=dict)
     samples_per_s: dict[str, float | None] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
+    it_per_s_by_epoch: list[float | None] = field(default_factory=list)
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -392,6 +393,7 @@ def speed_from_tensorboard(series: Mapping[str, list[Point]]) -> Speed | None:
         "epoch0_end": _rate_between(by_epoch[epochs[0]]),
         "last": _rate_between(by_epoch[epochs[-1]]),
     }
+    speed.it_per_s_by_epoch = [_rate_between(by_epoch[e]) for e in epochs]
     epoch_keys = [k for k in series if (c := _classify(k)) and c[0] == "train" and c[2] == "epoch"]
     if epoch_keys:
         ends = sorted((p for p in series[epoch_keys[0]] if p.wall is not None), key=lambda p: p.step)
@@ -429,6 +431,7 @@ def speed_from_bars(bars: list[EpochBar]) -> Speed | None:
         "last": bars[-1].it_per_s,
     }
     speed.epoch_seconds = [b.elapsed_s for b in bars if b.n == b.total]
+    speed.it_per_s_by_epoch = [b.it_per_s for b in bars]
     speed.note = "epoch time = the progress bar's elapsed time at 100 %"
     if bars[0].n < bars[0].total:
         speed.note += f"; epoch 0 stopped at {bars[0].n}/{bars[0].total}"
