@@ -313,7 +313,12 @@ def run_training(
         except BaseException as exc:
             if rank == 0:
                 reason = f"{type(exc).__name__}: {str(exc)[:300]}"
-                run.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", reason=reason)
+                # Ctrl-C (Lightning turns it into SystemExit) and SIGTERM (preemption) leave a resumable run.
+                stopped = (
+                    isinstance(exc, (KeyboardInterrupt, SystemExit))
+                    or type(exc).__name__ == "SIGTERMException"
+                )
+                run.finish("interrupted" if stopped else "failed", reason=reason)
                 if manage_status:
                     run.set_status("failed", reason=reason)
             raise
