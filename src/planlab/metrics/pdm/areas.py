@@ -38,24 +38,36 @@ def ego_areas(
 ) -> EgoAreas:
     """Flags for ego boxes ``coords (R, S, 5, 2)`` (FL, RL, RR, FR, centre) and rear axles ``(R, S, 2)``."""
     r, s = coords.shape[:2]
-    # points per (row, step): 4 corners, centre, rear axle
-    points = np.concatenate([coords, rear_axle[:, :, None, :]], axis=2)  # (R, S, 6, 2)
-    step_lo, step_hi = points.min(axis=2), points.max(axis=2)  # (R, S, 2)
-    row_box = np.concatenate([step_lo.min(axis=1), step_hi.max(axis=1)], axis=1)
+    size = r * s
+    # x and y of the points per flat (row, step): 4 corners, centre, rear axle
+    px = np.empty((size, 6))
+    py = np.empty((size, 6))
+    px[:, :5] = coords[..., 0].reshape(size, 5)
+    py[:, :5] = coords[..., 1].reshape(size, 5)
+    px[:, 5] = rear_axle[..., 0].reshape(size)
+    py[:, 5] = rear_axle[..., 1].reshape(size)
+    lo_x, hi_x, lo_y, hi_y = px[:, 0].copy(), px[:, 0].copy(), py[:, 0].copy(), py[:, 0].copy()
+    for k in range(1, 6):
+        np.minimum(lo_x, px[:, k], out=lo_x)
+        np.maximum(hi_x, px[:, k], out=hi_x)
+        np.minimum(lo_y, py[:, k], out=lo_y)
+        np.maximum(hi_y, py[:, k], out=hi_y)
+    lo_x, hi_x, lo_y, hi_y = (a.reshape(r, s) for a in (lo_x, hi_x, lo_y, hi_y))
+    row_box = np.stack([lo_x.min(axis=1), lo_y.min(axis=1), hi_x.max(axis=1), hi_y.max(axis=1)], axis=1)
     rows, polys = scene_pairs(row_scene, batch.poly_start, batch.poly_count)
     keep = bbox_overlap(row_box[rows], batch.poly_bounds[polys])
     rows, polys = rows[keep], polys[keep]
     # (row, polygon, step) triples whose step box meets the polygon's bounds
     pb = batch.poly_bounds[polys][:, None, :]  # (P, 1, 4)
-    lo, hi = step_lo[rows], step_hi[rows]  # (P, S, 2)
     meets = (
-        (hi[..., 0] >= pb[..., 0])
-        & (lo[..., 0] <= pb[..., 2])
-        & (hi[..., 1] >= pb[..., 1])
-        & (lo[..., 1] <= pb[..., 3])
+        (hi_x[rows] >= pb[..., 0])
+        & (lo_x[rows] <= pb[..., 2])
+        & (hi_y[rows] >= pb[..., 1])
+        & (lo_y[rows] <= pb[..., 3])
     )
     qi, qs = np.nonzero(meets)
     q_row, q_poly = rows[qi], polys[qi]
+    flat = q_row * s + qs  # flat (row, step) index of each triple
     types = batch.poly_types[q_poly]
     is_lane = np.isin(types, [int(t) for t in LANE_TYPES])
     is_drivable = np.isin(types, [int(t) for t in DRIVABLE_AREA_TYPES])
@@ -63,27 +75,23 @@ def ego_areas(
     is_junction = types == int(PolygonType.INTERSECTION)
     # only the points a flag reads: corners in lanes and drivable areas, the centre in on-route lanes
     # and junctions, the rear axle in junctions
-    needed = np.empty((len(qi), 6), dtype=bool)
-    needed[:, :4] = (is_lane | is_drivable)[:, None]
-    needed[:, 4] = on_route | is_junction
-    needed[:, 5] = is_junction
-    q_pts = points[q_row, qs]  # (Q, 6, 2)
-    qb = batch.poly_bounds[q_poly][:, None, :]
-    cand = (
-        needed
-        & (q_pts[..., 0] >= qb[..., 0])
-        & (q_pts[..., 0] <= qb[..., 2])
-        & (q_pts[..., 1] >= qb[..., 1])
-        & (q_pts[..., 1] <= qb[..., 3])
-    )
+    cand = np.empty((len(qi), 6), dtype=bool)
+    cand[:, :4] = (is_lane | is_drivable)[:, None]
+    cand[:, 4] = on_route | is_junction
+    cand[:, 5] = is_junction
+    qx, qy = px[flat], py[flat]  # (Q, 6)
+    qb = batch.poly_bounds[q_poly]
+    cand &= qx >= qb[:, 0:1]
+    cand &= qx <= qb[:, 2:3]
+    cand &= qy >= qb[:, 1:2]
+    cand &= qy <= qb[:, 3:4]
     inside = np.zeros(cand.shape, dtype=bool)  # (Q, 6)
-    ci, ck = np.nonzero(cand)
-    if len(ci):
+    idx = np.flatnonzero(cand)
+    if len(idx):
         shapely.prepare(batch.polygons)  # no-op for prepared ones; results equal the unprepared test
-        inside[ci, ck] = shapely.contains_xy(batch.polygons[q_poly[ci]], q_pts[ci, ck, 0], q_pts[ci, ck, 1])
-
-    flat = q_row * s + qs  # flat (row, step) index of each triple
-    size = r * s
+        inside.reshape(-1)[idx] = shapely.contains_xy(
+            batch.polygons[q_poly[idx // 6]], qx.reshape(-1)[idx], qy.reshape(-1)[idx]
+        )
 
     def count(weights: np.ndarray) -> np.ndarray:
         return np.bincount(flat, weights=weights, minlength=size).reshape(r, s)
