@@ -58,7 +58,7 @@ def test_layout_and_summary(tiny_dataset: Path, logs):
 
 def test_every_frame_has_the_contract_keys_and_types(tiny_dataset: Path, logs):
     all_tokens = []
-    for name, (split, frames) in logs.items():
+    for name, (_split, frames) in logs.items():
         assert len(frames) == 20
         for k, f in enumerate(frames):
             assert FRAME_KEYS <= set(f), FRAME_KEYS - set(f)

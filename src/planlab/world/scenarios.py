@@ -104,7 +104,7 @@ def place(world: World, kind: str, need: float) -> Placement:
             blk = net.blocks[ln.block]
             lane = blk.lanes[-1]
             ln = net.lanes[lane]
-        if kind in ("nudge", "construction") and ln.length < 110.0:
+        if kind in ("nudge", "construction") and ln.length < 110.0 + 6.0 * ln.speed_limit:
             raise RouteError("lane too short")
         s_local = float(rng.uniform(2.0, max(3.0, min(ln.length * 0.3, ln.length - 70.0))))
         if kind in ("nudge", "construction"):
@@ -309,17 +309,17 @@ def _traffic_driving(rng: np.random.Generator) -> Driving:
 
 
 def _gap_ahead(world: World, veh: Vehicle, reach: float) -> float:
+    """Free distance ahead of a (not yet added) vehicle's front along its path: vehicles and static objects."""
     best = reach
     front = veh.s + veh.front
-    for ov in world.vehicles.values():
-        if ov.id == veh.id:
-            continue
-        c = ov.center()
+    others = [(ov.center(), ov.length, ov.width) for ov in world.vehicles.values() if ov.id != veh.id]
+    others += [((so.x, so.y), so.length, so.width) for so in world.statics.values()]
+    for c, length, width in others:
         if math.hypot(c[0] - veh.x, c[1] - veh.y) > reach + 10.0:
             continue
         so, do = veh.path.project(np.array(c), veh.s, back=5.0, ahead=reach)
-        if abs(do) < 0.5 * (veh.width + ov.width) + 0.5 and so > veh.s:
-            best = min(best, so - 0.5 * ov.length - front)
+        if abs(do) < 0.5 * (veh.width + max(width, length)) + 0.5 and so > veh.s:
+            best = min(best, so - 0.5 * length - front)
     return best
 
 
@@ -401,7 +401,7 @@ def _parked_intruder(world: World, ego: Vehicle) -> None:
     """A parked vehicle sticking 0.5–1.1 m into the ego's lane from the right, 55–85 m ahead."""
     lane, s_local = ego.path.lane_at(ego.s)
     ln = world.net.lanes[lane]
-    s_obs = s_local + float(world.rng.uniform(55.0, 85.0))
+    s_obs = s_local + max(55.0, 5.0 * ego.v + 25.0) + float(world.rng.uniform(0.0, 30.0))
     if s_obs > ln.length - 25.0:
         return
     p = LanePath(world.net, [lane]).pose(s_obs)
@@ -419,7 +419,8 @@ def _lane_closure(world: World, ego: Vehicle) -> None:
     """Cones tapering across the ego's (rightmost) lane, then barriers along it."""
     lane, s_local = ego.path.lane_at(ego.s)
     ln = world.net.lanes[lane]
-    s_start = s_local + float(world.rng.uniform(60.0, 80.0))
+    # far enough ahead to change lanes (or stop) comfortably at the current speed
+    s_start = s_local + max(60.0, 5.0 * ego.v + 30.0) + float(world.rng.uniform(0.0, 20.0))
     if s_start + 45.0 > ln.length - 25.0:
         return
     path = LanePath(world.net, [lane])

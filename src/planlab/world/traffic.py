@@ -503,10 +503,15 @@ class World:
         Go only if stopping would need more than the driver's comfortable yellow deceleration and the
         connector can be reached before the yellow ends; stop otherwise (up to the maximum braking).
         """
+        if veh.yellow_go.get(cid) and veh.v < 1.0:
+            del veh.yellow_go[cid]  # a "go" decision lapses once the vehicle has come (nearly) to a stop
         if cid not in veh.yellow_go:
             state = self.signals.connector_state(cid, self.t)
             rem = self.signals.remaining(cid, self.t) if state == YELLOW else 0.0
-            need = veh.v * veh.v / (2.0 * d_stop) if d_stop > 0.1 else float("inf")
+            if veh.v < 0.5:
+                need = 0.0  # (nearly) standing: it can always stay
+            else:
+                need = veh.v * veh.v / (2.0 * d_stop) if d_stop > 0.1 else float("inf")
             in_time = d_entry / max(veh.v, 0.1) < rem - 0.3
             veh.yellow_go[cid] = bool((need > veh.driving.yellow_decel and in_time) or need > veh.driving.b_max)
         return veh.yellow_go[cid]
@@ -719,12 +724,14 @@ class World:
             so, do = probe.project(np.array([ped.x, ped.y]), s_t, back=20.0, ahead=60.0)
             if abs(do) < 2.5 and -10.0 < so - s_t < 60.0:
                 return False
-        half = 0.5 * tl.width + 0.5 * veh.width
         for so_ in self.statics.values():
             if math.hypot(so_.x - veh.x, so_.y - veh.y) > dist_lc + 40.0:
                 continue
             so, do = probe.project(np.array([so_.x, so_.y]), s_t, back=20.0, ahead=dist_lc + 30.0)
-            if abs(do) < half + 0.5 * so_.length and -10.0 < so - s_t < dist_lc + 25.0:
+            lane_h = probe.pose1(so)[2]
+            rel = so_.heading - lane_h
+            lateral_half = 0.5 * abs(so_.length * math.sin(rel)) + 0.5 * abs(so_.width * math.cos(rel))
+            if abs(do) < 0.5 * veh.width + lateral_half + 0.4 and -10.0 < so - s_t < dist_lc + 25.0:
                 return False
         return True
 
@@ -751,49 +758,77 @@ class World:
 
     # ---- pedestrians -----------------------------------------------------------------------------------------------
     def _pedestrians(self) -> None:
+        """Walk every pedestrian: follow the one ahead, keep 0.9 m from everybody (side-step to pass a
+        person standing in the way), never step into a box; crossings as decided in ``_ped_next_edge``."""
         net = self.net
         peds = list(self.peds.values())
-        pos = np.array([[p.x, p.y] for p in peds]) if peds else np.zeros((0, 2))
-        for i, ped in enumerate(peds):
-            edge = net.ped_edges[ped.edge]
+        statics = [so for so in self.statics.values()]
+        for ped in peds:
             if ped.stand_still:
                 ped.v = 0.0
                 continue
-            v = ped.v_des
-            # yield to pedestrians ahead (lower id wins a face-off)
-            hx, hy = math.cos(ped.heading), math.sin(ped.heading)
-            for j, other in enumerate(peds):
-                if j == i:
-                    continue
-                dx, dy = pos[j, 0] - ped.x, pos[j, 1] - ped.y
-                dist = math.hypot(dx, dy)
-                if dist > 1.7:
-                    continue
-                ahead = (dx * hx + dy * hy) > 0.35 * dist
-                if not ahead:
-                    continue
-                back = -(dx * math.cos(other.heading) + dy * math.sin(other.heading)) > 0.35 * dist
-                if back and other.id < ped.id and not other.waiting and other.v > 0:
-                    v = 0.0
-                elif not back:
-                    v = min(v, other.v) if dist > 1.0 else 0.0
-            remaining = edge.length - ped.u
-            if remaining < 0.3:
+            edge = net.ped_edges[ped.edge]
+            if edge.length - ped.u < 0.3:
                 self._ped_next_edge(ped)
                 continue
+            v = ped.v_des
+            hx, hy = math.cos(ped.heading), math.sin(ped.heading)
+            for other in peds:
+                if other.id == ped.id:
+                    continue
+                dx, dy = other.x - ped.x, other.y - ped.y
+                dist = math.hypot(dx, dy)
+                if dist < 1.7 and (dx * hx + dy * hy) > 0.35 * dist:
+                    # same direction: follow; facing each other: both keep right and pass
+                    same = math.cos(other.heading - ped.heading) > 0.5
+                    if same:
+                        v = min(v, other.v) if dist > 1.1 else 0.0
             if ped.crossing is not None:
-                # on the road: stop only for a vehicle right in front (should not happen)
+                # on the road: never walk into a vehicle (vehicles stop for the crosswalk first)
                 for veh in self.vehicles.values():
                     c = veh.center()
                     if math.hypot(c[0] - ped.x, c[1] - ped.y) < 0.5 * veh.length + 1.2:
-                        rel = (c[0] - ped.x) * hx + (c[1] - ped.y) * hy
-                        if rel > 0:
+                        if (c[0] - ped.x) * hx + (c[1] - ped.y) * hy > 0:
                             v = 0.0
+            if v > 0.0 and not self._ped_step_ok(ped, v, peds, statics):
+                # blocked: try a side-step (to the right first), else wait
+                for side in (ped.side + 0.5, ped.side - 0.5, ped.side + 1.0):
+                    if abs(side) <= 1.0 and self._ped_step_ok(ped, v, peds, statics, side=side):
+                        ped.side = side
+                        break
+                else:
+                    v = 0.0
+            elif v > 0.0 and abs(ped.side - 0.6) > 1e-9:
+                # drift back to the keep-right line when there is room
+                back_side = ped.side + max(-0.05, min(0.05, 0.6 - ped.side))
+                if self._ped_step_ok(ped, v, peds, statics, side=back_side):
+                    ped.side = back_side
             ped.v = v
             ped.u = min(ped.u + v * DT, edge.length)
+            ped_pose(net, ped)
             if ped.crossing is not None and ped.u >= edge.length - 0.3:
                 self.cw_occupied.get(ped.crossing, set()).discard(ped.id)
                 ped.crossing = None
+
+    def _ped_step_ok(self, ped: Pedestrian, v: float, peds: list[Pedestrian], statics: list, side: float | None = None) -> bool:
+        """Whether one step at speed ``v`` (with lateral offset ``side``) keeps 0.9 m from every pedestrian
+        and 0.5 m from every static object."""
+        probe = Pedestrian(id=ped.id, token="", edge=ped.edge, u=min(ped.u + v * DT, self.net.ped_edges[ped.edge].length),
+                           direction=ped.direction, v_des=0.0, side=ped.side if side is None else side)
+        ped_pose(self.net, probe)
+        for other in peds:
+            if other.id != ped.id and math.hypot(other.x - probe.x, other.y - probe.y) < 0.9:
+                # moving away from someone already too close is allowed
+                if math.hypot(other.x - probe.x, other.y - probe.y) < math.hypot(other.x - ped.x, other.y - ped.y):
+                    return False
+        for so in statics:
+            dx, dy = probe.x - so.x, probe.y - so.y
+            if abs(dx) > 8.0 or abs(dy) > 8.0:
+                continue
+            c, s_ = math.cos(so.heading), math.sin(so.heading)
+            if abs(dx * c + dy * s_) < 0.5 * so.length + 0.5 and abs(-dx * s_ + dy * c) < 0.5 * so.width + 0.5:
+                return False
+        return True
 
     def _ped_next_edge(self, ped: Pedestrian) -> None:
         net = self.net
@@ -805,6 +840,16 @@ class World:
             options = [e for e in _ped_adjacency(net).get(node, []) if e != ped.edge] or [ped.edge]
             nxt = int(options[int(self.rng.integers(len(options)))])
         ne = net.ped_edges[nxt]
+        # someone standing where we would step onto the next path: wait for them to move on
+        entry = Pedestrian(id=-1, token="", edge=nxt, u=0.0, direction=1 if ne.a == node else -1, v_des=0.0,
+                           side=ped.side)
+        ped_pose(net, entry)
+        for other in self.peds.values():
+            if other.id != ped.id and math.hypot(other.x - entry.x, other.y - entry.y) < 1.1:
+                ped.waiting = True
+                ped.next_edge = nxt
+                ped.v = 0.0
+                return
         if ne.crosswalk is not None:
             if not self.crossing_allowed(nxt, ped.v_des):
                 ped.waiting = True
