@@ -292,3 +292,8 @@ AGENT_CONFIG_SCHEMAS: dict[str, type] = {
     "encoder_transformer": EncoderTransformerConfig,
     "vocab_scorer": VocabScorerConfig,
 }
+
+# Temporal-fusion agents (room temporal): schemas in planlab.agents.temporal_config, reusing the classes above.
+from planlab.agents.temporal_config import TEMPORAL_AGENT_CONFIG_SCHEMAS  # noqa: E402
+
+AGENT_CONFIG_SCHEMAS.update(TEMPORAL_AGENT_CONFIG_SCHEMAS)

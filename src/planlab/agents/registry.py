@@ -72,6 +72,18 @@ AGENTS: dict[str, AgentSpec] = {
             "Hydra-MDP-style scorer: k-means vocabulary, imitation + PDM sub-score heads, weighted confidence",
             trainable=True,
         ),
+        AgentSpec(
+            "convgru_bev",
+            "planlab.agents.convgru_bev:ConvGRUBEVAgent",
+            "LiDAR-BEV history fused by an ego-motion-warped ConvGRU; planning + detection/semantics/occupancy/forecast heads",
+            trainable=True,
+        ),
+        AgentSpec(
+            "transfuser_lite",
+            "planlab.agents.transfuser_lite:TransFuserLiteAgent",
+            "TransFuser-style single-frame baseline: front cameras + LiDAR BEV fused at 4 scales, detection + BEV semantics",
+            trainable=True,
+        ),
     ]
 }
 

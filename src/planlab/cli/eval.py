@@ -182,4 +182,7 @@ def merge(
 
 
 def register(app: typer.Typer) -> None:
+    from planlab.cli.perception import perception  # perception metrics of a checkpoint (room temporal)
+
+    eval_app.command("perception")(perception)
     app.add_typer(eval_app, name="eval")
