@@ -173,7 +173,8 @@ class ProbeSettings:
     Tasks (labels from the logs, never used for pre-training): ego speed (ridge regression, R²), driving
     command (logistic regression, balanced accuracy) and lead vehicle — a vehicle box whose centre lies
     ``lead_range`` metres ahead within ``lead_half_width`` metres of the ego axis (balanced accuracy). Frames of
-    ``split`` are split by log into probe-train and probe-test parts (``test_fraction`` of the logs).
+    ``split`` are split by log into probe-train and probe-test parts (``test_fraction`` of the logs); the
+    penalties are chosen among ``ridge_alphas`` / ``logistic_cs`` by cross-validation over probe-train logs.
     """
 
     enabled: bool = True
@@ -184,8 +185,8 @@ class ProbeSettings:
     test_fraction: float = 0.3
     lead_range: list[float] = field(default_factory=lambda: [2.0, 30.0])
     lead_half_width: float = 2.0
-    ridge_alpha: float = 1.0
-    logistic_c: float = 1.0
+    ridge_alphas: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0])
+    logistic_cs: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
 
     def validate(self) -> None:
         if self.every_n_epochs < 1 or self.max_frames < 10:
@@ -193,8 +194,10 @@ class ProbeSettings:
         if not 0 < self.test_fraction < 1:
             raise ConfigError("probe.test_fraction must be in (0, 1)")
         _range("probe.lead_range", self.lead_range, -1e9)
-        if self.lead_half_width <= 0 or self.ridge_alpha <= 0 or self.logistic_c <= 0:
-            raise ConfigError("probe.lead_half_width, ridge_alpha and logistic_c must be > 0")
+        if self.lead_half_width <= 0:
+            raise ConfigError("probe.lead_half_width must be > 0")
+        if not self.ridge_alphas or not self.logistic_cs or min(self.ridge_alphas + self.logistic_cs) <= 0:
+            raise ConfigError("probe.ridge_alphas and probe.logistic_cs need values > 0")
 
 
 @dataclass

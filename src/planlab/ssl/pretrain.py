@@ -101,29 +101,27 @@ def build_model(cfg: Any) -> Any:
 
 
 def random_crop(images: Any, scale: tuple[float, float], gen: Any) -> Any:
-    """Aspect-preserving random resized crop of every image (a window of area ``scale`` × image, resized back)."""
+    """Aspect-preserving random resized crop of every image: a window of ``s`` × the image area (``s`` uniform in
+    ``scale``, the image's own aspect ratio, a uniform position) resampled bilinearly back to full size."""
     import torch
     import torch.nn.functional as F
 
     lo, hi = scale
     if lo >= 1.0:
         return images
-    b, _, h, w = images.shape
-    out = torch.empty_like(images)
-    s = lo + (hi - lo) * torch.rand(b, generator=gen)
-    u = torch.rand(b, 2, generator=gen)
-    for i in range(b):
-        ch = max(1, min(h, int(round(h * math.sqrt(float(s[i]))))))
-        cw = max(1, min(w, int(round(w * math.sqrt(float(s[i]))))))
-        top = int(float(u[i, 0]) * (h - ch + 1)) if ch < h else 0
-        left = int(float(u[i, 1]) * (w - cw + 1)) if cw < w else 0
-        crop = images[i : i + 1, :, top : top + ch, left : left + cw]
-        out[i] = (
-            F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)[0]
-            if (ch, cw) != (h, w)
-            else crop[0]
-        )
-    return out
+    b = images.shape[0]
+    side = torch.sqrt(lo + (hi - lo) * torch.rand(b, generator=gen))  # window side / image side
+    centre = (1.0 - side)[:, None] * (
+        2.0 * torch.rand(b, 2, generator=gen) - 1.0
+    )  # normalised [-1, 1] coords
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = side
+    theta[:, 1, 1] = side
+    theta[:, :, 2] = centre
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(
+        images, grid.to(images.device), mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 def _step_generator(seed: int, step: int) -> Any:
@@ -359,15 +357,18 @@ def run_pretraining(
                 probes.pooled_features(init, probe_frames.images, batch, device),
                 probe_frames.labels,
                 is_test,
-                pr.ridge_alpha,
-                pr.logistic_c,
+                pr.ridge_alphas,
+                pr.logistic_cs,
+                probe_frames.logs,
             )
             del init
 
         def do_probe(at_epoch: int) -> dict[str, Any]:
             assert probe_frames is not None and is_test is not None and random_probe is not None
             feats = probes.pooled_features(model.target_encoder, probe_frames.images, batch, device)
-            ssl = probes.run_probes(feats, probe_frames.labels, is_test, pr.ridge_alpha, pr.logistic_c)
+            ssl = probes.run_probes(
+                feats, probe_frames.labels, is_test, pr.ridge_alphas, pr.logistic_cs, probe_frames.logs
+            )
             entry = {"epoch": at_epoch, "step": step, "ssl": ssl, "random_init": random_probe,
                      "ssl_minus_random": probes.compare(ssl, random_probe)}  # fmt: skip
             values = {f"probe/ssl_{k}": v for k, v in ssl.items() if isinstance(v, float)}

@@ -10,6 +10,9 @@ recognising neighbouring frames of one drive. Tasks:
 - ``command``: multinomial logistic regression on the driving command, balanced accuracy;
 - ``lead``: logistic regression on "a vehicle is ahead in the ego corridor", balanced accuracy.
 
+Regularisation strengths are chosen by cross-validation over probe-train logs (grouped folds), so a probe
+neither overfits a few hundred frames nor depends on a hand-set penalty.
+
 A task whose probe-train part has a single class is reported as None (nothing to learn).
 """
 
@@ -69,30 +72,60 @@ def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return (x - mu) / np.where(sd > 1e-8, sd, 1.0)
 
 
-def ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray, alpha: float) -> float:
-    """R² on the test rows of a closed-form ridge fit on the train rows (intercept unpenalised)."""
-    xt, yt = x[train], y[train]
-    y_mean = yt.mean()
-    a = xt.T @ xt + alpha * np.eye(x.shape[1])
-    w = np.linalg.solve(a, xt.T @ (yt - y_mean))
-    pred = x[~train] @ w + y_mean
+def _cv_splits(groups: np.ndarray, train: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Grouped (by log) folds over the probe-train rows for choosing the regularisation; None with < 2 logs."""
+    from sklearn.model_selection import GroupKFold
+
+    g = groups[train]
+    n = len(np.unique(g))
+    if n < 2:
+        return None
+    return list(GroupKFold(n_splits=min(3, n)).split(np.zeros(len(g)), groups=g))
+
+
+def ridge_r2(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[float], groups: np.ndarray | None = None
+) -> float:
+    """R² on the test rows of a ridge fit on the train rows; the penalty is chosen among ``alphas`` by grouped
+    cross-validation on the train rows (a fixed penalty when one value or one log is given)."""
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    splits = _cv_splits(groups, train) if groups is not None and len(alphas) > 1 else None
+    model = RidgeCV(alphas=list(alphas), cv=splits) if splits else Ridge(alpha=float(alphas[0]))
+    model.fit(x[train], y[train])
     ytest = y[~train]
     ss_tot = float(((ytest - ytest.mean()) ** 2).sum())
     if ss_tot <= 0:
         return math.nan
-    return 1.0 - float(((ytest - pred) ** 2).sum()) / ss_tot
+    return 1.0 - float(((ytest - model.predict(x[~train])) ** 2).sum()) / ss_tot
 
 
-def logistic_balanced_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, c: float) -> float | None:
+def logistic_balanced_accuracy(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, cs: Sequence[float], groups: np.ndarray | None = None
+) -> float | None:
+    """Balanced accuracy on the test rows of a logistic regression; C chosen like :func:`ridge_r2`'s penalty."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
 
     if len(np.unique(y[train])) < 2 or (~train).sum() == 0:
         return None
-    clf = LogisticRegression(C=c, max_iter=2000)
+    splits = _cv_splits(groups, train) if groups is not None and len(cs) > 1 else None
+    best_c = float(cs[0])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence warnings on tiny probe sets
-        clf.fit(x[train], y[train])
+        warnings.simplefilter("ignore")  # convergence and single-class-fold warnings on small probe sets
+        if splits:
+            xt, yt = x[train], y[train]
+            scores = []
+            for c in cs:
+                accs = []
+                for fit_idx, val_idx in splits:
+                    if len(np.unique(yt[fit_idx])) < 2:
+                        continue
+                    clf = LogisticRegression(C=float(c), max_iter=2000).fit(xt[fit_idx], yt[fit_idx])
+                    accs.append(balanced_accuracy_score(yt[val_idx], clf.predict(xt[val_idx])))
+                scores.append(np.mean(accs) if accs else -1.0)
+            best_c = float(cs[int(np.argmax(scores))])
+        clf = LogisticRegression(C=best_c, max_iter=2000).fit(x[train], y[train])
         return float(balanced_accuracy_score(y[~train], clf.predict(x[~train])))
 
 
@@ -100,20 +133,30 @@ def run_probes(
     features: np.ndarray,
     labels: dict[str, np.ndarray],
     is_test: np.ndarray,
-    ridge_alpha: float = 1.0,
-    logistic_c: float = 1.0,
+    ridge_alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
+    logistic_cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    logs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Scores of every task plus the feature statistics (RankMe, std of the pooled features)."""
+    """Scores of every task plus the feature statistics (RankMe, std of the pooled features).
+
+    ``logs`` (one per frame) groups the cross-validation folds that choose the regularisation.
+    """
     train = ~is_test
     x = _standardise(features, train)
+    groups = None
+    if logs is not None:
+        groups = np.unique(np.asarray(logs), return_inverse=True)[1]
     out: dict[str, Any] = {
         "n_train": int(train.sum()),
         "n_test": int(is_test.sum()),
         "rankme": effective_rank(features),
         "pooled_std": float(features.std(axis=0).mean()),
-        "speed_r2": ridge_r2(x, labels["speed"].astype(np.float64), train, ridge_alpha),
-        "command_bacc": logistic_balanced_accuracy(x, labels["command"].astype(int), train, logistic_c),
-        "lead_bacc": logistic_balanced_accuracy(x, labels["lead"].astype(int), train, logistic_c),
+        "speed_r2": ridge_r2(x, labels["speed"].astype(np.float64), train, ridge_alphas, groups),
+        "command_bacc": logistic_balanced_accuracy(
+            x, labels["command"].astype(int), train, logistic_cs, groups
+        ),
+        "lead_bacc": logistic_balanced_accuracy(x, labels["lead"].astype(int), train, logistic_cs, groups),
+        "lead_rate": float(np.mean(labels["lead"][is_test])) if is_test.any() else math.nan,
     }
     return out
 
@@ -181,7 +224,10 @@ def probe_encoder(
         random_vit = JepaViT(c).to(device)
     finally:
         torch.random.set_rng_state(state)
-    ssl = run_probes(pooled_features(vit, frames.images, device=device), frames.labels, is_test)
-    rnd = run_probes(pooled_features(random_vit, frames.images, device=device), frames.labels, is_test)
+    ssl = run_probes(
+        pooled_features(vit, frames.images, device=device), frames.labels, is_test, logs=frames.logs
+    )
+    rnd = run_probes(pooled_features(random_vit, frames.images, device=device), frames.labels, is_test,
+                     logs=frames.logs)  # fmt: skip
     return {"encoder": str(encoder_dir), "split": split, "frames": len(frames), "ssl": ssl, "random_init": rnd,
             "ssl_minus_random": compare(ssl, rnd)}  # fmt: skip

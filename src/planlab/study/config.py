@@ -42,30 +42,6 @@ class StudyPretrain:
 
 
 @dataclass
-class ArmConfig:
-    name: str = ""
-    label: str = ""  # legend text; default: the name
-    template: str = "ego_mlp"  # experiment template the arm's runs are made from
-    encoder: str = "none"  # ssl | random | none
-    # Train the head on the frozen-embedding cache (frozen encoders only); else images go through the encoder.
-    embeddings: bool = False
-    # Selective fine-tuning: unfreeze the last k blocks (optim.finetune.unfreeze_last_k in the overrides) after
-    # this fraction of each run's epochs (runs of small subsets have more epochs).
-    finetune_at: float | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted training-config overrides
-
-    def validate(self, prefix: str) -> None:
-        from planlab.experiments.ids import check_id
-
-        check_id(self.name, f"{prefix}.name")
-        check_choice(f"{prefix}.encoder", self.encoder, ENCODER_SOURCES)
-        if self.embeddings and self.encoder == "none":
-            raise ConfigError(f"{prefix}.embeddings needs an image encoder (encoder: ssl or random)")
-        if self.finetune_at is not None and (not 0 < self.finetune_at < 1 or self.embeddings):
-            raise ConfigError(f"{prefix}.finetune_at must be in (0, 1) and needs embeddings: false (images)")
-
-
-@dataclass
 class StudySchedule:
     """Run length per fraction: ``epochs`` at least, more on small subsets so that every run makes at least
     ``min_steps`` optimiser steps; about ``val_checks`` validations per run (model selection)."""
@@ -77,6 +53,34 @@ class StudySchedule:
     def validate(self) -> None:
         if self.epochs < 1 or self.min_steps < 0 or self.val_checks < 1:
             raise ConfigError("schedule.epochs and schedule.val_checks must be >= 1, schedule.min_steps >= 0")
+
+
+@dataclass
+class ArmConfig:
+    name: str = ""
+    label: str = ""  # legend text; default: the name
+    template: str = "ego_mlp"  # experiment template the arm's runs are made from
+    encoder: str = "none"  # ssl | random | none
+    # Train the head on the frozen-embedding cache (frozen encoders only); else images go through the encoder.
+    embeddings: bool = False
+    # Selective fine-tuning: unfreeze the last k blocks (optim.finetune.unfreeze_last_k in the overrides) after
+    # this fraction of each run's epochs (runs of small subsets have more epochs).
+    finetune_at: float | None = None
+    # The arm's own run length (e.g. fewer steps for arms that run the encoder on images); None: the study's.
+    schedule: StudySchedule | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted training-config overrides
+
+    def validate(self, prefix: str) -> None:
+        from planlab.experiments.ids import check_id
+
+        check_id(self.name, f"{prefix}.name")
+        check_choice(f"{prefix}.encoder", self.encoder, ENCODER_SOURCES)
+        if self.embeddings and self.encoder == "none":
+            raise ConfigError(f"{prefix}.embeddings needs an image encoder (encoder: ssl or random)")
+        if self.finetune_at is not None and (not 0 < self.finetune_at < 1 or self.embeddings):
+            raise ConfigError(f"{prefix}.finetune_at must be in (0, 1) and needs embeddings: false (images)")
+        if self.schedule is not None:
+            self.schedule.validate()
 
 
 @dataclass

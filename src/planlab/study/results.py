@@ -407,6 +407,28 @@ def _encoder_section(plan: Any) -> list[str]:
     return lines
 
 
+def outcome_lines(cfg: Any, comps: list[dict[str, Any]]) -> list[str]:
+    """One sentence per compared pair: at which fractions A is better, worse, or not distinguishable from B."""
+    label = {a.name: a.label or a.name for a in cfg.arms}
+    lines = []
+    for a_name, b_name in cfg.results.compare:
+        mine = [c for c in comps if c["a"] == a_name and c["b"] == b_name]
+        if not mine:
+            continue
+        better = [f"{100 * c['fraction']:g} %" for c in mine if c["ci_low"] > 0]
+        worse = [f"{100 * c['fraction']:g} %" for c in mine if c["ci_high"] < 0]
+        same = [f"{100 * c['fraction']:g} %" for c in mine if c["ci_low"] <= 0 <= c["ci_high"]]
+        parts = []
+        if better:
+            parts.append(f"higher at {', '.join(better)}")
+        if worse:
+            parts.append(f"lower at {', '.join(worse)}")
+        if same:
+            parts.append(f"not distinguishable at {', '.join(same)}")
+        lines.append(f"- {label[a_name]} vs {label[b_name]}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: dict[str, dict[str, Any]],
              comps: list[dict[str, Any]], command: str, names: dict[str, str]) -> str:  # fmt: skip
     cfg = plan.cfg
@@ -484,6 +506,14 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
         lines.append(f"| {arm.label or arm.name} | {_fmt(rr.get('full_pdms'))} | {_fmt(rr.get('target'))} | {first} | "
                      f"{lab} | {interp} | {_fmt(mine[0]['pdms_per_1k_labels'])} | {_fmt(mine[-1]['pdms_per_1k_labels'], 4)} |")  # fmt: skip
     if comps:
+        lines += [
+            "",
+            "## Outcome",
+            "",
+            "Read off the paired comparisons below (a difference counts when its CI excludes 0):",
+            "",
+        ]
+        lines += outcome_lines(cfg, comps)
         lines += ["", "## Paired comparisons", "",
                   "A − B on the same seeds (hence the same labelled subsets) and the same test scenes; CI and two-sided "
                   "p-value from a hierarchical bootstrap over seeds and scenes.", "",

@@ -255,7 +255,7 @@ def schedule_overrides(
     optimiser steps (small subsets get more epochs), validated about ``val_checks`` times."""
     from planlab.data.subsets import subset_size
 
-    sch = cfg.schedule
+    sch = arm.schedule or cfg.schedule
     n = subset_size(fraction, n_train) if fraction < 1 else n_train
     per_epoch = max(1, math.ceil(n / batch))
     epochs = max(sch.epochs, math.ceil(sch.min_steps / per_epoch))
