@@ -1,4 +1,4 @@
-"""``planlab ssl pretrain|export|import|probe``: I-JEPA pre-training and encoder conversion."""
+"""``planlab ssl pretrain|submit|export|import|probe``: I-JEPA pre-training, SLURM submission, encoder conversion."""
 
 from __future__ import annotations
 
@@ -49,6 +49,25 @@ def pretrain(
     if delta:
         parts = ", ".join(f"{k} {v:+.3f}" for k, v in delta.items() if v is not None)
         console.print(f"linear probe, SSL − random init: {parts}")
+
+
+@ssl_app.command("submit")
+def submit(
+    overrides: list[str] = typer.Argument(None, help="config overrides key=value"),
+    config: list[Path] = typer.Option(
+        None, "--config", "-c", help="pre-training YAML (repeatable; later wins)"
+    ),
+    run_dir: Path = typer.Option(..., "--run-dir", help="run directory the job pre-trains into"),
+    cluster: str = typer.Option("local-slurm", "--cluster", help="cluster profile (planlab exp clusters)"),
+    time: str = typer.Option(None, "--time", help="time limit (default: the profile's training time)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="write and print the script, submit nothing"),
+) -> None:
+    """Submit `planlab ssl pretrain` as a SLURM job (checkpoint + requeue on SIGUSR1, resume in the run dir)."""
+    from planlab.ssl.slurm import submit_pretraining
+
+    submit_pretraining(
+        config or [], overrides or [], run_dir, cluster, time=time, dry_run=dry_run, echo=typer.echo
+    )
 
 
 @ssl_app.command("export")
