@@ -86,3 +86,26 @@ def test_experiment_ids():
     assert exp_id(cfg, "a", 1.0, 0) == "le-a-f1-s0"
     with pytest.raises(ConfigError):
         exp_id(cfg, "x" * 70, 1.0, 0)
+
+
+def test_random_encoders_are_the_pretraining_init_per_seed(tmp_path):
+    import json
+
+    import torch
+
+    from planlab.models.vit import ViTConfig, load_vit, save_vit
+    from planlab.ssl.encoder import JepaViT
+    from planlab.study.runner import random_encoder
+
+    vit_cfg = ViTConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, grid_height=2, grid_width=4)
+    enc = tmp_path / "ssl"
+    save_vit(JepaViT(vit_cfg), enc)
+    (enc / "planlab.json").write_text(json.dumps({"camera": {"image_height": 32, "image_width": 64}}))
+    r0, r1 = random_encoder(tmp_path, enc, 0), random_encoder(tmp_path, enc, 1)
+    torch.manual_seed(0)
+    init0 = JepaViT(vit_cfg)
+    a, b = load_vit(r0).state_dict(), load_vit(r1).state_dict()
+    assert all(torch.equal(v, init0.state_dict()[k]) for k, v in a.items())
+    assert not torch.equal(a["blocks.0.attn.qkv.weight"], b["blocks.0.attn.qkv.weight"])
+    assert json.loads((r0 / "planlab.json").read_text())["camera"]["image_width"] == 64
+    assert random_encoder(tmp_path, enc, 0) == r0  # made once, then reused

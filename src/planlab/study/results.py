@@ -460,7 +460,7 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
         "|---|---|---|---|",
     ]
     for arm in cfg.arms:
-        src = {"ssl": "I-JEPA (this study)", "random": "random-init ViT (same architecture)", "none": "—"}[
+        src = {"ssl": "I-JEPA (this study)", "random": "random init of the same ViT (one per seed)", "none": "—"}[
             arm.encoder
         ]
         how = (

@@ -195,6 +195,43 @@ def encoder_settings(encoder_dir: Path) -> tuple[Any, dict[str, Any]]:
     return vit, camera
 
 
+def random_encoder(out: Path, encoder_dir: Path, seed: int) -> Path:
+    """``<out>/random_encoders/seed<s>``: the SSL encoder's architecture at the initialisation pre-training
+    starts from (:class:`planlab.ssl.encoder.JepaViT`: fixed sin-cos positions, truncated-normal weights),
+    drawn with ``seed`` — the "no pre-training" control. With the pre-training's own seed it *is* the
+    pre-training's starting point (the encoder the linear probes compare against)."""
+    import shutil
+    import tempfile
+
+    import torch
+
+    from planlab.models.vit import save_vit
+    from planlab.ssl.convert import INFO_FILE, _publish
+    from planlab.ssl.encoder import JepaViT
+
+    target = out / "random_encoders" / f"seed{seed}"
+    if (target / "config.json").is_file():
+        return target
+    vit_cfg, camera = encoder_settings(encoder_dir)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        vit = JepaViT(vit_cfg)
+    finally:
+        torch.random.set_rng_state(state)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        save_vit(vit, tmp)
+        info = {"camera": camera, "source": "random_init", "seed": seed, "architecture_of": str(encoder_dir)}
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        _publish(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
 # --------------------------------------------------------------------------- 2. the experiments
 
 
@@ -208,17 +245,17 @@ def run_overrides(
     if arm.encoder != "none":
         if encoder_dir is None:
             raise ConfigError(f"arm {arm.name!r} needs the SSL encoder (for its architecture and camera)")
-        vit, camera = encoder_settings(encoder_dir)
+        _, camera = encoder_settings(encoder_dir)
         over.update({f"agent.camera.{k}": v for k, v in camera.items()})
         if arm.encoder == "ssl":
             over.update({"agent.encoder.kind": "vit", "agent.encoder.path": str(encoder_dir)})
-        else:  # the same architecture at a random initialisation (one per seed)
-            over.update({
-                "agent.encoder.kind": "vit", "agent.encoder.path": None, "agent.encoder.patch_size": vit.patch_size,
-                "agent.encoder.embed_dim": vit.embed_dim, "agent.encoder.depth": vit.depth,
-                "agent.encoder.num_heads": vit.num_heads, "agent.encoder.mlp_ratio": vit.mlp_ratio,
-                "agent.encoder.init_seed": seed,
-            })  # fmt: skip
+        else:  # the pre-training's architecture and initialisation scheme, one random draw per seed
+            over.update(
+                {
+                    "agent.encoder.kind": "vit",
+                    "agent.encoder.path": str(random_encoder(out, encoder_dir, seed)),
+                }
+            )
         if arm.embeddings:
             over["data.cache.embeddings"] = str(out / "cache" / "embeddings")
     over["data.cache.path"] = str(out / "cache" / "features")
