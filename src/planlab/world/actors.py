@@ -34,7 +34,7 @@ class Driving:
     min_gap_accept: float = 1.0  # time gap [s] for lane changes
 
 
-EGO_DRIVING = Driving(a_max=1.4, b_comf=2.0, b_max=3.6, jerk_up=2.5, jerk_down=3.6, headway=1.6, s0=3.0,
+EGO_DRIVING = Driving(a_max=1.6, b_comf=2.0, b_max=3.6, jerk_up=3.0, jerk_down=3.6, headway=1.5, s0=3.0,
                       speed_factor=1.0, yellow_decel=3.0, min_gap_accept=1.6)
 
 VEHICLE_TYPES = (  # name, length, width, height, weight

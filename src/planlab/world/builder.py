@@ -99,6 +99,7 @@ class _Road:
     sidewalks: tuple[bool, bool]  # (right side, left side) in the road's forward frame
     parking: tuple[bool, bool]
     name: str
+    kerb_extra: float = 0.0  # extra width of the kerb-side (rightmost) lane of each direction
     # derived
     center: np.ndarray | None = None
     heading: np.ndarray | None = None
@@ -166,14 +167,19 @@ class NetworkBuilder:
         sidewalks: tuple[bool, bool] = (True, True),
         parking: tuple[bool, bool] = (False, False),
         name: str = "",
+        kerb_extra: float = 0.3,
     ) -> int:
-        """Add a road from node ``a`` to node ``b`` through local waypoints ``via``; lanes = (fwd, bwd)."""
+        """Add a road from node ``a`` to node ``b`` through local waypoints ``via``; lanes = (fwd, bwd).
+
+        The kerb-side lane of each direction is ``kerb_extra`` wider than ``width`` (room for the corners of
+        a car coming out of a turn, which sweep past its lane centre line).
+        """
         if lanes[0] + lanes[1] == 0:
             raise ValueError("a road needs at least one lane")
         pts = [self.local(*p) for p in via]
         self._roads.append(
             _Road(len(self._roads), a, b, pts, lanes[0], lanes[1], width, speed, median, radius,
-                  tuple(sidewalks), tuple(parking), name)
+                  tuple(sidewalks), tuple(parking), name, kerb_extra)
         )
         return len(self._roads) - 1
 
@@ -189,13 +195,21 @@ class NetworkBuilder:
     def _waypoints(self, r: _Road) -> list[np.ndarray]:
         return [self._nodes[r.a].xy, *r.via, self._nodes[r.b].xy]
 
+    @staticmethod
+    def _offsets(r: _Road, n: int) -> list[float]:
+        """Cumulative lane boundary offsets from the median edge for ``n`` lanes (kerb lane wider)."""
+        out = [0.0]
+        for i in range(n):
+            out.append(out[-1] + r.width + (r.kerb_extra if i == n - 1 else 0.0))
+        return out
+
     def _half_widths(self, r: _Road) -> tuple[float, float]:
         """(right, left) extents of the drivable band from the centreline in the road's forward frame.
 
         The band is [-right, +left] in lateral offset; a one-way road's band starts at ±median.
         """
-        right = r.median + r.n_fwd * r.width if r.n_fwd else -r.median
-        left = r.median + r.n_bwd * r.width if r.n_bwd else -r.median
+        right = r.median + self._offsets(r, r.n_fwd)[-1] if r.n_fwd else -r.median
+        left = r.median + self._offsets(r, r.n_bwd)[-1] if r.n_bwd else -r.median
         return right, left
 
     def _arm_widths(self, arm: _Arm) -> tuple[float, float]:
@@ -243,6 +257,7 @@ class NetworkBuilder:
             buildings=[],
         )
         net.buildings = self._place_buildings(net)
+        _quantize(net)
         return net
 
     def _collect_arms(self) -> None:
@@ -348,8 +363,9 @@ class NetworkBuilder:
         speed = r.speed
         m = r.median
         # Boundaries in the road frame: forward side at -(m + k·w), backward side at +(m + k·w).
-        fwd_raw = [offset_polyline(c, h, -(m + k * r.width)) for k in range(r.n_fwd + 1)]
-        bwd_raw = [offset_polyline(c, h, (m + k * r.width)) for k in range(r.n_bwd + 1)]
+        off_f, off_b = self._offsets(r, r.n_fwd), self._offsets(r, r.n_bwd)
+        fwd_raw = [offset_polyline(c, h, -(m + o)) for o in off_f]
+        bwd_raw = [offset_polyline(c, h, (m + o)) for o in off_b]
         fwd_bounds = fwd_raw
         bwd_bounds = [b[::-1] for b in bwd_raw]
         # The drivable band's edges, bit-identical to the outermost lane boundaries (shared vertices).
@@ -374,10 +390,11 @@ class NetworkBuilder:
             mk = mask[::-1] if rev else mask
             block_fid = self._fid()
             sign = -1.0 if not rev else 1.0
+            offs = off_b if rev else off_f
             lane_ids = []
             for i in range(n_lanes):
                 fid = self._fid()
-                center = offset_polyline(c, h, sign * (m + (i + 0.5) * r.width))
+                center = offset_polyline(c, h, sign * (m + 0.5 * (offs[i] + offs[i + 1])))
                 if rev:
                     center = center[::-1]
                 center = resample_by_arclength(center, BASELINE_SPACING)
@@ -385,7 +402,7 @@ class NetworkBuilder:
                 right = bounds[i + 1][mk]
                 lane = LaneSeg(
                     fid=fid, kind="lane", block=block_fid, index=i, center=center, left=left, right=right,
-                    width=r.width, speed_limit=speed, baseline_fid=self._fid(), left_boundary=bfids[i],
+                    width=offs[i + 1] - offs[i], speed_limit=speed, baseline_fid=self._fid(), left_boundary=bfids[i],
                     right_boundary=bfids[i + 1],
                 )
                 if not lane.polygon.is_valid:
@@ -480,9 +497,7 @@ class NetworkBuilder:
             for k, cid in enumerate(cids):
                 lanes[cid].block = bfid
                 lanes[cid].index = k
-            poly = shapely.union_all([lanes[c].polygon for c in cids])
-            if not isinstance(poly, Polygon) or not poly.is_valid:
-                poly = shapely.convex_hull(poly)
+            poly = _connector_union([lanes[c].polygon for c in cids])
             blocks[bfid] = Block(bfid, "connector", cids, poly, node=jfid, src=src, dst=dst)
         # Junction polygon from the arms' cross-sections (exact road-end vertices, so roadblocks and the
         # junction share edges without gap or overlap) and a corner point between neighbouring arms: where
@@ -496,23 +511,25 @@ class NetworkBuilder:
             corner = None
             kerb = curb.get((i, (i + 1) % len(n.arms)))
             if kerb is not None:
-                # Follow the kerb-lane right turn's outer edge, bulging 0.6 m outwards in the middle.
+                # Follow the kerb-lane right turn's outer edge, 1.0 m further out except near the arms (room for a
+                # car's corners, which sweep outside its lane in a tight turn).
                 edge = lanes[kerb].right
                 u = np.linspace(0.0, 1.0, len(edge))
                 hd = headings_of(edge)
-                bulge = offset_polyline(edge, hd, -0.6 * np.sin(np.pi * u) ** 2)
+                ramp = np.minimum(1.0, np.minimum(u, 1.0 - u) / 0.2)
+                bulge = offset_polyline(edge, hd, -1.0 * np.sin(0.5 * np.pi * ramp) ** 2)
                 ring += list(bulge[1:-1])
                 self._curbs[(n.idx, i)] = bulge[1:-1]
                 continue
             if np.deg2rad(150) <= gap <= np.deg2rad(210):
-                # The far side of a T-junction: bulge 0.9 m outwards so the front corner of a car turning
+                # The far side of a T-junction: bulge 1.2 m outwards so the front corner of a car turning
                 # left out of the side road stays on the junction (fact sheet §1.5: corners count for DAC).
                 _, li = self._arm_edge_points(ai)
                 rj, _ = self._arm_edge_points(aj)
                 u = np.linspace(0.0, 1.0, 24)[1:-1, None]
                 seg = rj - li
                 out = np.array([seg[1], -seg[0]]) / max(np.hypot(*seg), 1e-9)  # right of li→rj = away from node
-                bulge = li + u * seg + 0.9 * np.sin(np.pi * u) ** 2 * out
+                bulge = li + u * seg + 1.2 * np.sin(np.pi * u) ** 2 * out
                 ring += list(bulge)
                 self._curbs[(n.idx, i)] = bulge
                 continue
@@ -910,6 +927,52 @@ class NetworkBuilder:
             + [g.polygon for g in net.generic_drivable.values()]
         ).buffer(1.0)
         return [b for b in self._buildings if not b.polygon.intersects(keep_out)]
+
+
+GRID = 1e-4  # m: every coordinate is rounded to 0.1 mm
+
+
+def _q(a: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(a, dtype=np.float64) / GRID) * GRID
+
+
+def _quantize(net: RoadNetwork) -> None:
+    """Round every coordinate to a 0.1 mm grid (shared vertices stay shared: same input, same output).
+
+    Floating-point noise at the ~1e-10 m level between edges that should coincide makes GEOS overlays fail
+    (a lane "outside" the union of drivable polygons that visibly contains it); on a fixed grid they agree.
+    """
+    def qp(poly):
+        return shapely.transform(poly, _q)
+
+    for lane in net.lanes.values():
+        lane.center, lane.left, lane.right = _q(lane.center), _q(lane.left), _q(lane.right)
+        for name in ("s", "headings", "polygon"):
+            lane.__dict__.pop(name, None)
+    for b in net.boundaries.values():
+        b.line = _q(b.line)
+    for blk in net.blocks.values():
+        if blk.kind == "roadblock":
+            blk.polygon = qp(blk.polygon)
+        else:  # a roadblock connector is the union of its (now rounded) lane connectors
+            blk.polygon = _connector_union([net.lanes[c].polygon for c in blk.lanes])
+    for j in net.junctions.values():
+        j.polygon = qp(j.polygon)
+    for store in (net.stop_polygons, net.crosswalks, net.walkways, net.carparks, net.generic_drivable,
+                  net.road_segments):
+        for a in store.values():
+            a.polygon = qp(a.polygon)
+    for bd in net.buildings:
+        bd.polygon = qp(bd.polygon)
+
+
+def _connector_union(polys: list[Polygon]) -> Polygon:
+    """One valid polygon covering the lane connectors of a roadblock connector (their convex hull when the
+    union falls apart into pieces)."""
+    poly = shapely.union_all(polys)
+    if not isinstance(poly, Polygon) or not poly.is_valid or len(poly.interiors):
+        poly = shapely.convex_hull(shapely.union_all(polys))
+    return poly
 
 
 def _simplify_mask(c: np.ndarray, h: np.ndarray, max_turn: float = 0.004, max_gap: float = 20.0) -> np.ndarray:

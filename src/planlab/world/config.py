@@ -133,10 +133,28 @@ def preset_path(name: str) -> Path:
     return PRESETS_DIR / f"{name}.yaml"
 
 
+WEIGHT_TABLES = ("splits", "locations", "scenarios")
+
+
 def load_world_config(preset: str | Path | None = "mini", overrides: list[str] | dict | None = None) -> WorldConfig:
-    """A preset (name or YAML path) merged with ``key=value`` overrides, validated."""
+    """A preset (name or YAML path) merged with ``key=value`` overrides, validated.
+
+    A weight table given whole (``scenarios={merge: 1}``) replaces the preset's table; a single entry
+    (``scenarios.merge=0.5``) changes or adds that entry.
+    """
+    from planlab.config import parse_overrides
+
     source = None
     if preset is not None:
         p = Path(preset)
         source = p if p.suffix in (".yaml", ".yml") else preset_path(str(preset))
-    return build_config(WorldConfig, source, overrides=overrides)
+    flat = dict(overrides) if isinstance(overrides, dict) else parse_overrides(overrides or [])
+    tables = {k: flat.pop(k) for k in WEIGHT_TABLES if isinstance(flat.get(k), dict)}
+    cfg = build_config(WorldConfig, source, overrides=flat)
+    for key, table in tables.items():
+        try:
+            setattr(cfg, key, {str(k): float(v) for k, v in table.items()})
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: weights must be numbers, got {table}") from None
+    cfg.validate()
+    return cfg

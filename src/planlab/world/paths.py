@@ -13,7 +13,7 @@ import numpy as np
 
 from planlab.world.network import RoadNetwork
 
-A_LAT_MAX = 2.5  # m/s²: lateral acceleration the speed profile allows in curves
+A_LAT_MAX = 2.0  # m/s²: lateral acceleration the speed profile allows in curves
 YAW_RATE_MAX = 0.6  # rad/s
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planlab.world.builder import NetworkBuilder
+from planlab.world.builder import MapBuildError, NetworkBuilder
 from planlab.world.network import DEADEND, MERGE, PRIORITY, SIGNAL, STOP, RoadNetwork
 
 # location -> (town kind, CRS, local origin easting/northing)
@@ -34,12 +34,22 @@ RAMP = 16.7  # 60 km/h
 
 
 def build_town(location: str, seed: int, fid_start: int = 1) -> RoadNetwork:
-    """The town of ``location`` for ``seed`` (deterministic: same seed, same network)."""
+    """The town of ``location`` for ``seed`` (deterministic: same seed, same network).
+
+    A random layout that breaks a geometric rule (e.g. a road too short for its junctions) is drawn again
+    from a derived seed; the result is still a function of ``seed`` alone.
+    """
     kind, crs, origin = LOCATIONS[location]
-    rng = np.random.default_rng([int(seed), _stable(location)])
-    b = NetworkBuilder(kind, location, crs, origin, fid_start=fid_start)
-    {"grid": _grid, "suburban": _suburban, "highway": _highway, "compact": _compact}[kind](b, rng)
-    return b.build()
+    last: MapBuildError | None = None
+    for attempt in range(8):
+        rng = np.random.default_rng([int(seed), _stable(location), attempt])
+        b = NetworkBuilder(kind, location, crs, origin, fid_start=fid_start)
+        {"grid": _grid, "suburban": _suburban, "highway": _highway, "compact": _compact}[kind](b, rng)
+        try:
+            return b.build()
+        except MapBuildError as exc:
+            last = exc
+    raise MapBuildError(f"no valid {kind} town for {location} with seed {seed}: {last}")
 
 
 def _stable(text: str) -> int:
@@ -74,14 +84,14 @@ def _grid(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int = 5,
             else:
                 both_local = i not in art_cols and j not in art_rows
                 control = STOP if (both_local and all_way_stops) else SIGNAL
-            node[(i, j)] = b.node(xs[i], ys[j], control=control, margin=9.0, crosswalks=True)
+            node[(i, j)] = b.node(xs[i], ys[j], control=control, margin=14.0, crosswalks=True)
 
     def add(a, c, via=(), art=False, ring=False, parking=(False, False)):
         lanes = (ring_lanes, ring_lanes) if ring else ((2, 2) if art else (1, 1))
         speed = ARTERIAL if (art or ring) else LOCAL
         na = node[a] if isinstance(a, tuple) else a
         nc = node[c] if isinstance(c, tuple) else c
-        return b.road(na, nc, via=via, lanes=lanes, width=3.5, speed=speed, radius=32.0, parking=parking)
+        return b.road(na, nc, via=via, lanes=lanes, width=3.6, speed=speed, radius=36.0, parking=parking)
 
     for j in interior_rows:
         for i in range(nx - 1):
@@ -97,7 +107,7 @@ def _grid(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int = 5,
             if j == 0 and i == park_seg:
                 # A car park south of the ring, reached by a driveway from a stop-controlled T-junction.
                 xm = 0.5 * (xs[i] + xs[i + 1])
-                t = b.node(xm, ys[0], control=STOP, margin=7.0, crosswalks=False)
+                t = b.node(xm, ys[0], control=STOP, margin=10.0, crosswalks=False)
                 end = b.node(xm, ys[0] - 62.0, control=DEADEND)
                 r1 = add((i, 0), t, ring=True)
                 r2 = add(t, (i + 1, 0), ring=True)
@@ -166,7 +176,7 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
     for p, d in deg.items():
         if d >= 3:
             control = (SIGNAL if rng.random() < 0.5 else STOP) if d == 4 else (STOP if rng.random() < 0.6 else PRIORITY)
-            nodes[p] = b.node(*pos[p], control=control, margin=8.0, crosswalks=d == 4)
+            nodes[p] = b.node(*pos[p], control=control, margin=13.0, crosswalks=d == 4)
     # Roads: chains of lattice edges between junction nodes (degree-2 lattice points become bends).
     adjacency: dict[tuple[int, int], list[tuple[int, int]]] = {p: [] for p in pos}
     for a, c in sorted(keep):
@@ -190,10 +200,13 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
                 pa, pc = pos[chain[k]], pos[chain[k + 1]]
                 if k > 0:
                     via.append(tuple(pa))
-                mid = 0.5 * (pa + pc)
-                d = pc - pa
-                nrm = np.array([-d[1], d[0]]) / np.hypot(*d)
-                via.append(tuple(mid + nrm * rng.uniform(-30.0, 30.0)))
+                if len(chain) == 2:
+                    # a street between two junctions bends through an offset mid-point; chains with corners
+                    # keep their legs long so the corner curves stay wide (≥ ~40 m radius)
+                    mid = 0.5 * (pa + pc)
+                    d = pc - pa
+                    nrm = np.array([-d[1], d[0]]) / np.hypot(*d)
+                    via.append(tuple(mid + nrm * rng.uniform(-30.0, 30.0)))
             collector = len(chain) > 2 and rng.random() < 0.5
             lanes = (2, 2) if collector else (1, 1)
             speed = ARTERIAL if collector else LOCAL
@@ -203,7 +216,7 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
                 # Car park south of a straight bottom street, via a stop-controlled T-junction.
                 pa, pc = pos[chain[0]], pos[chain[1]]
                 mid = 0.5 * (pa + pc)
-                t = b.node(*mid, control=STOP, margin=7.0)
+                t = b.node(*mid, control=STOP, margin=10.0)
                 d = (pc - pa) / np.hypot(*(pc - pa))
                 out = np.array([d[1], -d[0]])
                 end = b.node(*(mid + 60.0 * out), control=DEADEND)
@@ -214,7 +227,7 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
                 b.carpark(aisle)
                 carpark_done = True
                 continue
-            b.road(nodes[chain[0]], nodes[chain[-1]], via=via, lanes=lanes, width=3.6, speed=speed, radius=55.0,
+            b.road(nodes[chain[0]], nodes[chain[-1]], via=via, lanes=lanes, width=3.7, speed=speed, radius=55.0,
                    parking=(rng.random() < 0.3, False))
     # Houses along the streets.
     for (a, c) in sorted(keep):
@@ -244,10 +257,11 @@ def _highway(b: NetworkBuilder, rng: np.random.Generator) -> None:
     """A divided three-lane highway ring with two interchanges (on/off-ramp merges) to local loops."""
     L = float(rng.uniform(1150.0, 1350.0))  # bottom straight length
     H = float(rng.uniform(780.0, 880.0))  # ring height
-    lanes = dict(lanes=(3, 3), width=3.75, median=1.5, sidewalks=(False, False))
+    lanes = dict(lanes=(3, 3), width=3.75, median=1.5, sidewalks=(False, False), kerb_extra=0.0)
     x1 = float(rng.uniform(300.0, 360.0))
-    x2 = x1 + float(rng.uniform(430.0, 480.0))
-    D = 92.0
+    x2 = x1 + float(rng.uniform(450.0, 500.0))
+    D = 125.0  # local loops lie this far beside the highway
+    R_OFF = 130.0  # ramps run this far along the highway before turning to the loop
     b1 = b.node(x1, 0.0, control=MERGE, margin=3.0)
     b2 = b.node(x2, 0.0, control=MERGE, margin=3.0)
     t1 = b.node(x2, H, control=MERGE, margin=3.0)
@@ -263,26 +277,26 @@ def _highway(b: NetworkBuilder, rng: np.random.Generator) -> None:
     tan20 = np.tan(np.deg2rad(20.0))
     for y0, sgn, (m_a, m_b) in ((0.0, -1.0, (b1, b2)), (H, 1.0, (t2, t1))):
         # Local loop beside this straight, outside (bottom) or... also outside (top), with T-junctions.
-        n1 = b.node(x1 + 95.0, y0 + sgn * D, control=PRIORITY, margin=7.0)
-        n2 = b.node(x2 - 95.0, y0 + sgn * D, control=PRIORITY, margin=7.0)
+        n1 = b.node(x1 + R_OFF, y0 + sgn * D, control=PRIORITY, margin=10.0)
+        n2 = b.node(x2 - R_OFF, y0 + sgn * D, control=PRIORITY, margin=10.0)
         far = y0 + sgn * (D + 130.0)
-        loop_a = b.road(n1, n2, speed=LOCAL, radius=30.0)
+        loop_a = b.road(n1, n2, speed=LOCAL, width=3.6, radius=45.0)
         loop_b = b.road(n2, n1, via=[(x2 + 110.0, y0 + sgn * D), (x2 + 110.0, far), (x1 - 110.0, far),
-                                     (x1 - 110.0, y0 + sgn * D)], speed=LOCAL, radius=30.0)
+                                     (x1 - 110.0, y0 + sgn * D)], speed=LOCAL, width=3.6, radius=45.0)
         b.set_major(n1, (loop_a, loop_b))
         b.set_major(n2, (loop_a, loop_b))
-        yv = y0 + sgn * 95.0 * tan20
+        yv = y0 + sgn * R_OFF * tan20
         if sgn < 0:
             # bottom: eastbound leaves at b1 (off-ramp to n1) and joins at b2 (on-ramp from n2)
-            b.road(m_a, n1, via=[(x1 + 95.0, yv)], lanes=(1, 0), width=4.0, speed=RAMP, radius=60.0,
+            b.road(m_a, n1, via=[(x1 + R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
                    sidewalks=(False, False))
-            b.road(n2, m_b, via=[(x2 - 95.0, yv)], lanes=(1, 0), width=4.0, speed=RAMP, radius=60.0,
+            b.road(n2, m_b, via=[(x2 - R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
                    sidewalks=(False, False))
         else:
             # top straight runs westbound on its north side: leaves at t1 (east), joins at t2 (west)
-            b.road(m_b, n2, via=[(x2 - 95.0, yv)], lanes=(1, 0), width=4.0, speed=RAMP, radius=60.0,
+            b.road(m_b, n2, via=[(x2 - R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
                    sidewalks=(False, False))
-            b.road(n1, m_a, via=[(x1 + 95.0, yv)], lanes=(1, 0), width=4.0, speed=RAMP, radius=60.0,
+            b.road(n1, m_a, via=[(x1 + R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
                    sidewalks=(False, False))
     for yc in (-D - 65.0, H + D + 65.0):
         for xc in np.arange(x1 - 40.0, x2 + 60.0, 45.0):
