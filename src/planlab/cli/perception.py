@@ -23,6 +23,9 @@ def perception(
     ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Scenes per forward pass."),
     max_scenes: int = typer.Option(None, "--max-scenes", min=1, help="Evaluate only the first N scenes."),
+    cache: Path = typer.Option(
+        None, "--cache", help="Feature cache to read builder outputs from and add missing ones to."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print perception.json."),
 ) -> None:
