@@ -488,8 +488,9 @@ class NetworkBuilder:
                                                boundaries)
                     groups.setdefault((bin_, bout), []).append(cid)
                     conns.append(cid)
-                    if turn == "right" and li == len(in_lanes) - 1 and lo == len(out_lanes) - 1:
-                        curb[(ia, io)] = cid
+                    hugs_side = turn == "right" or (turn == "straight" and io == (ia + 1) % len(n.arms))
+                    if hugs_side and li == len(in_lanes) - 1 and lo == len(out_lanes) - 1:
+                        curb[(ia, io)] = cid  # the kerb-lane movement along the side between two arms
         # Roadblock connectors: one per (upstream roadblock, downstream roadblock) pair.
         for (src, dst), cids in groups.items():
             bfid = self._fid()
@@ -841,27 +842,22 @@ class NetworkBuilder:
 
     def _corner_walkway(self, n: _Node, i: int, ai: _Arm, aj: _Arm, out_i: np.ndarray,
                         out_j: np.ndarray) -> Polygon | None:
-        """The pavement at a junction corner: between two sidewalk ends and the kerb of the junction."""
+        """The pavement between two sidewalk ends around a junction's kerb (a corner or the far side of a T):
+        the kerb, and the kerb moved out by a sidewalk's width."""
         gap = (aj.angle - ai.angle) % (2 * np.pi)
-        _, edge_i = self._arm_edge_points(ai)
-        edge_j, _ = self._arm_edge_points(aj)
-        if np.deg2rad(150) <= gap <= np.deg2rad(210):
-            # The straight side of a T-junction: continue the pavement across, behind the junction's kerb.
-            kerb = self._curbs.get((n.idx, i), np.zeros((0, 2)))[::-1]
-            poly = Polygon(np.concatenate([[edge_i, out_i, out_j, edge_j], kerb]))
-            return poly if poly.is_valid and poly.area > 1.0 else None
         if gap > np.deg2rad(210) or (n.idx, i) not in self._curbs:
             return None
-        ui = np.array([np.cos(ai.angle), np.sin(ai.angle)])
-        uj = np.array([np.cos(aj.angle), np.sin(aj.angle)])
-        m = np.array([[ui[0], -uj[0]], [ui[1], -uj[1]]])
-        if abs(np.linalg.det(m)) < 1e-9:
-            return None
-        ti, _ = np.linalg.solve(m, out_j - out_i)
-        corner = out_i + ti * ui
-        kerb = self._curbs[(n.idx, i)][::-1]
-        poly = Polygon(np.concatenate([[edge_i, out_i, corner, out_j, edge_j], kerb]))
-        return poly if poly.is_valid and poly.area > 1.0 else None
+        _, edge_i = self._arm_edge_points(ai)
+        edge_j, _ = self._arm_edge_points(aj)
+        kerb = self._curbs[(n.idx, i)]  # from arm i's edge towards arm j's edge
+        path = np.concatenate([[edge_i], kerb, [edge_j]])
+        d = np.gradient(path, axis=0)
+        h = np.arctan2(d[:, 1], d[:, 0])
+        outer = offset_polyline(path, h, -SIDEWALK_WIDTH)[1:-1]  # right of the travel direction = outwards
+        poly = Polygon(np.concatenate([[edge_i, out_i], outer, [out_j, edge_j], kerb[::-1]]))
+        if not poly.is_valid:
+            poly = poly.buffer(0)
+        return poly if isinstance(poly, Polygon) and poly.is_valid and poly.area > 1.0 else None
 
     def _side_key(self, arm: _Arm, side: str) -> str:
         """Ped-node key of the sidewalk end on ``side`` (looking outward along the arm)."""
@@ -964,6 +960,10 @@ def _quantize(net: RoadNetwork) -> None:
             a.polygon = qp(a.polygon)
     for bd in net.buildings:
         bd.polygon = qp(bd.polygon)
+    for e in net.ped_edges.values():
+        e.points = _q(e.points)
+        for name in ("s", "s_list", "points_list"):
+            e.__dict__.pop(name, None)
 
 
 def _connector_union(polys: list[Polygon]) -> Polygon:

@@ -167,6 +167,17 @@ class Expert:
     def prepare(self, world: World) -> None:
         ego = self.ego
         ego.lat.prune(ego.s)
+        # a lateral shift of Δ over D metres at speed v peaks at 5.77·Δ·v²/D² lateral acceleration: cap the
+        # speed during (and just before) one so that it stays below 1.5 m/s²
+        cap = None
+        for s0, s1, dv in ego.lat.steps:
+            if s0 - ego.s < 25.0 and abs(dv) > 1e-3:
+                v_ok = (s1 - s0) * math.sqrt(1.5 / (5.77 * abs(dv)))
+                cap = v_ok if cap is None else min(cap, v_ok)
+        if cap is None:
+            ego.script.pop("v_cap", None)
+        else:
+            ego.script["v_cap"] = max(cap, 2.0)
         path = ego.path
         if len(path.lanes) == 1 or path.end - ego.s < 250.0:
             have = set(path.lanes)
@@ -198,7 +209,9 @@ class Expert:
         step = 1 if net.lanes[planned].index > lane.index else -1
         target = next(n for n in neighbours(net, lane_id) if net.lanes[n].index == lane.index + step)
         remaining = lane.length - s_local
-        dist = float(np.clip(ego.v * 4.0, 12.0, 60.0))
+        # plan the change for the speed the ego will have during it, not just the current one
+        v_plan = max(ego.v, min(self.world.desired_speed(ego), ego.v + 2.0 * ego.driving.a_max))
+        dist = float(np.clip(v_plan * 4.0, 12.0, 60.0))
         if remaining < dist + 8.0:
             dist = max(remaining - 8.0, 12.0)
         if s_local < 3.0 or remaining < dist + 6.0:

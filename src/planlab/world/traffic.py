@@ -212,7 +212,9 @@ class World:
         lim = lim * d.speed_factor
         # plan with 70 % of the comfortable deceleration: the jerk limit delays the onset of braking
         reach = np.sqrt(lim * lim + 2.0 * 0.7 * d.b_comf * np.maximum(s - veh.s, 0.0))
-        return float(np.min(reach))
+        v0 = float(np.min(reach))
+        cap = veh.script.get("v_cap")
+        return v0 if cap is None else min(v0, cap)
 
     def _longitudinal(self, veh: Vehicle, cons: list[tuple[float, float, float]]) -> None:
         d = veh.driving
