@@ -30,6 +30,7 @@ MODULES: list[tuple[str, str]] = [
     ("experiments", "benchmarks.bench_experiments"),
     ("eval", "benchmarks.bench_eval"),
     ("diagnostics", "benchmarks.bench_diagnostics"),
+    ("temporal", "benchmarks.bench_temporal"),
 ]
 
 
