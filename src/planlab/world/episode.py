@@ -125,7 +125,7 @@ def _run(world: World, spec: EpisodeSpec, placement, ego, duration: float, kind:
     for k in range(n_total):
         if k > 0:
             world.step()
-            if k % 10 == 0:
+            if k % 20 == 0:
                 _maintain_traffic(world, spec)
                 world.refresh()
         # ego entering a connector (front bumper crosses its start)
@@ -194,7 +194,7 @@ def driving_command(ego, rear_pose: np.ndarray) -> int:
 
 
 def _maintain_traffic(world: World, spec: EpisodeSpec) -> None:
-    """Keep the traffic around the ego: drop far vehicles, add new ones out of sight (every second)."""
+    """Keep the traffic around the ego: drop far vehicles, add new ones out of sight (every two seconds)."""
     ego = world.ego
     c = np.array([ego.x, ego.y])
     for vid in list(world.vehicles):

@@ -35,6 +35,8 @@ SUMMARY = "dataset.json"
 TIMESTAMP_BASE_US = 1_600_000_000_000_000  # 2020-09-13, µs
 OWNED = ("navsim_logs", "sensor_blobs", "maps", SUMMARY, MARKER)
 SCENE_HISTORY, SCENE_FUTURE = 4, 10  # NAVSIM's standard scene (fact sheet §3.3)
+MAX_BUILDINGS = 8  # buildings handed to the sensors per frame (each object costs render time)
+OBJECT_RADIUS = 110.0  # m: agents handed to the sensors (annotations reach 100 m, the LiDAR 100 m)
 
 
 @dataclass(frozen=True)
@@ -217,17 +219,20 @@ class _Sensors:
         for k, st in enumerate(ep.frame_steps()):
             ego = st.ego
             pose = np.array([ego[0], ego[1], ego[2]])
-            near = np.hypot(st.boxes[:, 0] - ego[0], st.boxes[:, 1] - ego[1]) < 150.0 if len(st.boxes) else []
+            near = np.hypot(st.boxes[:, 0] - ego[0], st.boxes[:, 1] - ego[1]) < OBJECT_RADIUS if len(st.boxes) else []
             idx = np.nonzero(near)[0] if len(st.boxes) else np.zeros(0, dtype=int)
             boxes = [st.boxes[idx]]
             names = [st.names[i] for i in idx]
             colors = [np.array([color_for_token(st.ids[i], st.names[i]) for i in idx]).reshape(-1, 3)]
             bb = self.buildings
             if len(bb):
-                bnear = np.hypot(bb[:, 0] - ego[0], bb[:, 1] - ego[1]) < 140.0
-                boxes.append(bb[bnear])
-                names += ["generic_object"] * int(bnear.sum())
-                colors.append(np.tile(np.array([[176, 168, 156]], dtype=np.uint8), (int(bnear.sum()), 1)))
+                # the nearest buildings only: they frame the street, far ones hide behind them or in fog
+                dist = np.hypot(bb[:, 0] - ego[0], bb[:, 1] - ego[1])
+                order = np.argsort(dist, kind="stable")[:MAX_BUILDINGS]
+                sel = order[dist[order] < 90.0]
+                boxes.append(bb[sel])
+                names += ["generic_object"] * len(sel)
+                colors.append(np.tile(np.array([[176, 168, 156]], dtype=np.uint8), (len(sel), 1)))
             objects = SceneObjects(np.concatenate(boxes), names, np.concatenate(colors).astype(np.uint8))
             if len(head_ids):
                 states = ep.signals.head_states(st.t)

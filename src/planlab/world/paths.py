@@ -61,7 +61,8 @@ class LanePath:
             kappa[1:-1] = (hu[1:] - hu[:-1]) / (0.5 * (ds[1:] + ds[:-1]))
         kw = np.abs(kappa)
         if len(kw) > 7:  # be conservative: the max curvature within ±3 vertices
-            kw = np.max(np.stack([np.roll(kw, k) for k in range(-3, 4)]), axis=0)
+            padded = np.pad(kw, 3, mode="edge")
+            kw = np.lib.stride_tricks.sliding_window_view(padded, 7).max(axis=1)
         vlim = np.minimum(seg.speed_limit, np.minimum(np.sqrt(A_LAT_MAX / np.maximum(kw, 1e-6)),
                                                       YAW_RATE_MAX / np.maximum(kw, 1e-6)))
         if self.lanes:
