@@ -31,6 +31,7 @@ MODULES: list[tuple[str, str]] = [
     ("eval", "benchmarks.bench_eval"),
     ("diagnostics", "benchmarks.bench_diagnostics"),
     ("temporal", "benchmarks.bench_temporal"),
+    ("world", "benchmarks.bench_world"),
 ]
 
 
