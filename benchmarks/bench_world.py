@@ -53,20 +53,36 @@ def _expert_pdms(workdir: Path) -> dict:
 def run(workdir: Path) -> list[Result]:
     results: list[Result] = []
     fps, frames = _throughput(workdir, [], logs=4)
-    results.append(Result(
-        "world", "generation, all sensors at 480x270 (default), CPU", fps, "frames/s/core", target=20.0,
-        notes=f"simulate + 8 cameras + merged LiDAR + JPEG/PCD/pickle writes; {frames} logged 2 Hz frames",
-    ))
+    results.append(
+        Result(
+            "world",
+            "generation, all sensors at 480x270 (default), CPU",
+            fps,
+            "frames/s/core",
+            target=20.0,
+            notes=f"simulate + 8 cameras + merged LiDAR + JPEG/PCD/pickle writes; {frames} logged 2 Hz frames",
+        )
+    )
     fps_hd, frames_hd = _throughput(workdir, ["sensors.width=1920", "sensors.height=1080"], logs=1)
-    results.append(Result(
-        "world", "generation, all sensors at 1920x1080 (NAVSIM size), CPU", fps_hd, "frames/s/core",
-        notes=f"{frames_hd} frames",
-    ))
+    results.append(
+        Result(
+            "world",
+            "generation, all sensors at 1920x1080 (NAVSIM size), CPU",
+            fps_hd,
+            "frames/s/core",
+            notes=f"{frames_hd} frames",
+        )
+    )
     fps_ns, frames_ns = _throughput(workdir, ["sensors.enabled=false"], logs=4)
-    results.append(Result(
-        "world", "generation without sensors (simulation + logs), CPU", fps_ns, "frames/s/core",
-        notes=f"{frames_ns} frames; 5 simulation steps (10 Hz) per logged frame",
-    ))
+    results.append(
+        Result(
+            "world",
+            "generation without sensors (simulation + logs), CPU",
+            fps_ns,
+            "frames/s/core",
+            notes=f"{frames_ns} frames; 5 simulation steps (10 Hz) per logged frame",
+        )
+    )
     from planlab.world.mapdata import write_network
     from planlab.world.towns import LOCATIONS, build_town
 
@@ -77,23 +93,48 @@ def run(workdir: Path) -> list[Result]:
     for net in towns:
         write_network(net, workdir / "world_maps")
     t_write = time.process_time() - t0
-    results.append(Result("world", "build the four towns", t_build, "s", higher_is_better=False,
-                          notes="CPU; lanes, connectors, junctions, sidewalks, signals"))
-    results.append(Result("world", "validate + write the four GeoPackages", t_write, "s", higher_is_better=False,
-                          notes="CPU; planlab.maps.write_map with validation"))
+    results.append(
+        Result(
+            "world",
+            "build the four towns",
+            t_build,
+            "s",
+            higher_is_better=False,
+            notes="CPU; lanes, connectors, junctions, sidewalks, signals",
+        )
+    )
+    results.append(
+        Result(
+            "world",
+            "validate + write the four GeoPackages",
+            t_write,
+            "s",
+            higher_is_better=False,
+            notes="CPU; planlab.maps.write_map with validation",
+        )
+    )
     try:
         summary = _expert_pdms(workdir)
     except Exception as exc:  # noqa: BLE001 - the evaluator is another room's; report instead of failing the suite
-        results.append(Result("world", "expert (log replay) PDMS", float("nan"), "PDMS", notes=f"not measured: {exc}"))
+        results.append(
+            Result("world", "expert (log replay) PDMS", float("nan"), "PDMS", notes=f"not measured: {exc}")
+        )
     else:
         means = summary.get("means", {})
-        results.append(Result(
-            "world", "expert (log replay) PDMS, mini preset x16 logs", float(summary["score"]), "PDMS",
-            notes=(f"NC {means.get('no_at_fault_collisions', float('nan')):.3f}, "
-                   f"DAC {means.get('drivable_area_compliance', float('nan')):.3f}, "
-                   f"EP {means.get('ego_progress', float('nan')):.3f}, "
-                   f"TTC {means.get('time_to_collision_within_bound', float('nan')):.3f}, "
-                   f"C {means.get('comfort', float('nan')):.3f}; "
-                   f"{summary.get('num_valid')}/{summary.get('num_scenes')} scenes valid; NAVSIM's human: 0.948"),
-        ))
+        results.append(
+            Result(
+                "world",
+                "expert (log replay) PDMS, mini preset x16 logs",
+                float(summary["score"]),
+                "PDMS",
+                notes=(
+                    f"NC {means.get('no_at_fault_collisions', float('nan')):.3f}, "
+                    f"DAC {means.get('drivable_area_compliance', float('nan')):.3f}, "
+                    f"EP {means.get('ego_progress', float('nan')):.3f}, "
+                    f"TTC {means.get('time_to_collision_within_bound', float('nan')):.3f}, "
+                    f"C {means.get('comfort', float('nan')):.3f}; "
+                    f"{summary.get('num_valid')}/{summary.get('num_scenes')} scenes valid; NAVSIM's human: 0.948"
+                ),
+            )
+        )
     return results

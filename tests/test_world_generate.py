@@ -16,8 +16,11 @@ from planlab.world.generate import MARKER, SUMMARY, generate_dataset, plan_logs
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_presets_load_and_start_with_their_command():
@@ -34,7 +37,9 @@ def test_presets_load_and_start_with_their_command():
 
 
 def test_overrides_and_errors():
-    cfg = load_world_config("mini", ["logs=3", "sensors.width=1920", "sensors.height=1080", "scenarios={merge: 1}"])
+    cfg = load_world_config(
+        "mini", ["logs=3", "sensors.width=1920", "sensors.height=1080", "scenarios={merge: 1}"]
+    )
     assert cfg.logs == 3 and cfg.sensors.width == 1920 and cfg.scenarios == {"merge": 1.0}
     with pytest.raises(ConfigError, match="bogus"):
         load_world_config("mini", ["bogus=1"])
@@ -107,8 +112,19 @@ def test_cli_rejects_bad_input(tmp_path: Path, capsys):
 @pytest.mark.slow
 def test_cli_generates_and_summarises(tmp_path: Path, capsys):
     out = tmp_path / "ds"
-    cli_main_args = ["data", "generate", "--out", str(out), "--preset", "tiny", "--logs", "1", "--no-sensors",
-                     "--check", "frames=16"]
+    cli_main_args = [
+        "data",
+        "generate",
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--logs",
+        "1",
+        "--no-sensors",
+        "--check",
+        "frames=16",
+    ]
     with pytest.raises(SystemExit) as exc:
         cli_main(cli_main_args)
     assert exc.value.code == 0

@@ -20,10 +20,32 @@ from planlab.scene.enums import BOX_NAMES, CAMERA_NAMES
 from planlab.world.generate import MARKER, SUMMARY
 
 FRAME_KEYS = {
-    "token", "timestamp", "log_name", "scene_token", "map_location", "roadblock_ids", "traffic_lights",
-    "ego2global_translation", "ego2global_rotation", "ego_dynamic_state", "driving_command", "cams",
-    "lidar_path", "frame_idx", "log_token", "scene_name", "vehicle_name", "can_bus", "lidar2ego_translation",
-    "lidar2ego_rotation", "ego2global", "lidar2ego", "lidar2global", "sample_prev", "sample_next", "anns",
+    "token",
+    "timestamp",
+    "log_name",
+    "scene_token",
+    "map_location",
+    "roadblock_ids",
+    "traffic_lights",
+    "ego2global_translation",
+    "ego2global_rotation",
+    "ego_dynamic_state",
+    "driving_command",
+    "cams",
+    "lidar_path",
+    "frame_idx",
+    "log_token",
+    "scene_name",
+    "vehicle_name",
+    "can_bus",
+    "lidar2ego_translation",
+    "lidar2ego_rotation",
+    "ego2global",
+    "lidar2ego",
+    "lidar2global",
+    "sample_prev",
+    "sample_next",
+    "anns",
 }
 ANN_KEYS = {"gt_boxes", "gt_names", "gt_velocity_3d", "instance_tokens", "track_tokens"}
 CAM_KEYS = {"data_path", "sensor2lidar_rotation", "sensor2lidar_translation", "cam_intrinsic", "distortion"}
@@ -70,7 +92,9 @@ def test_every_frame_has_the_contract_keys_and_types(tiny_dataset: Path, logs):
                 assert f["timestamp"] - frames[k - 1]["timestamp"] == 500_000  # P17
                 assert f["sample_prev"] == frames[k - 1]["token"]
             assert f["map_location"] in MAP_LOCATIONS
-            assert f["roadblock_ids"] and all(isinstance(r, str) and str(int(r)) == r for r in f["roadblock_ids"])
+            assert f["roadblock_ids"] and all(
+                isinstance(r, str) and str(int(r)) == r for r in f["roadblock_ids"]
+            )
             for tl in f["traffic_lights"]:
                 assert isinstance(tl, tuple) and type(tl[0]) is int and type(tl[1]) is bool  # P12
             t = np.asarray(f["ego2global_translation"])
@@ -130,7 +154,8 @@ def test_routes_and_lights_resolve_in_the_written_maps(tiny_dataset: Path, logs)
         objs = []
         for rid in route:
             obj = gmap.get_map_object(rid, SemanticMapLayer.ROADBLOCK) or gmap.get_map_object(
-                rid, SemanticMapLayer.ROADBLOCK_CONNECTOR)
+                rid, SemanticMapLayer.ROADBLOCK_CONNECTOR
+            )
             assert obj is not None, f"route id {rid} does not resolve"
             objs.append(obj)
         # ordered and linked: roadblock -> connector -> roadblock (P18)
@@ -151,7 +176,9 @@ def test_routes_and_lights_resolve_in_the_written_maps(tiny_dataset: Path, logs)
         assert d.min() < 2.5, "the last pose lies on the route's lanes"
         # walk the route's blocks after the one holding the last pose
         holder = max(i for i, o in enumerate(objs) if o.polygon.distance(shapely.Point(*last)) < 1.0)
-        remaining = sum(min(e.baseline_path.polyline.length for e in o.interior_edges) for o in objs[holder + 1:])
+        remaining = sum(
+            min(e.baseline_path.polyline.length for e in o.interior_edges) for o in objs[holder + 1 :]
+        )
         assert remaining >= 100.0, f"route ends {remaining:.0f} m after the last frame"
 
 

@@ -23,15 +23,27 @@ def register(data_app: typer.Typer) -> None:
 
     @data_app.command("generate")
     def generate(
-        out: Path = typer.Option(..., "--out", help="Dataset root to create (navsim_logs/, sensor_blobs/, maps/)."),
-        preset: str = typer.Option("mini", "--preset", help="World preset (tiny, mini, small, medium) or a YAML file."),
+        out: Path = typer.Option(
+            ..., "--out", help="Dataset root to create (navsim_logs/, sensor_blobs/, maps/)."
+        ),
+        preset: str = typer.Option(
+            "mini", "--preset", help="World preset (tiny, mini, small, medium) or a YAML file."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives byte-identical files."),
         logs: int = typer.Option(None, "--logs", help="Number of logs (overrides the preset)."),
-        workers: int = typer.Option(1, "--workers", help="Processes that make logs in parallel (same bytes)."),
+        workers: int = typer.Option(
+            1, "--workers", help="Processes that make logs in parallel (same bytes)."
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already at --out."),
-        check: bool = typer.Option(False, "--check", help="Run the physical checks on every log and report them."),
-        no_sensors: bool = typer.Option(False, "--no-sensors", help="Logs and maps only (no camera/LiDAR files)."),
-        overrides: list[str] = typer.Argument(None, help="Config overrides key=value, e.g. sensors.width=1920."),
+        check: bool = typer.Option(
+            False, "--check", help="Run the physical checks on every log and report them."
+        ),
+        no_sensors: bool = typer.Option(
+            False, "--no-sensors", help="Logs and maps only (no camera/LiDAR files)."
+        ),
+        overrides: list[str] = typer.Argument(
+            None, help="Config overrides key=value, e.g. sensors.width=1920."
+        ),
     ) -> None:
         """Generate a synthetic driving dataset in the real NAVSIM/OpenScene and nuPlan-map formats."""
         from planlab.errors import ConfigError
@@ -46,27 +58,40 @@ def register(data_app: typer.Typer) -> None:
         if no_sensors:
             items.append("sensors.enabled=false")
         cfg = load_world_config(preset, items)
-        console.print(f"generating [bold]{cfg.name}[/] (seed {seed}): {cfg.logs} logs × {cfg.frames} frames "
-                      f"→ {out}")
+        console.print(
+            f"generating [bold]{cfg.name}[/] (seed {seed}): {cfg.logs} logs × {cfg.frames} frames → {out}"
+        )
 
         def progress(r: dict) -> None:
             extra = "" if "check" not in r else f"  check: {r['check']}"
-            console.print(f"  {r['name']}  {r['split']:<5} {r['location']:<27} {r['scenario']:<13}"
-                          f"{r['frames']} frames{extra}")
+            console.print(
+                f"  {r['name']}  {r['split']:<5} {r['location']:<27} {r['scenario']:<13}"
+                f"{r['frames']} frames{extra}"
+            )
 
-        summary = generate_dataset(out, cfg, seed=seed, workers=workers, overwrite=overwrite, check=check,
-                                   progress=progress)
+        summary = generate_dataset(
+            out, cfg, seed=seed, workers=workers, overwrite=overwrite, check=check, progress=progress
+        )
         from rich.table import Table
 
         table = Table("split", "logs", "frames", "scenes", "bytes")
         for name, s in summary["splits"].items():
             table.add_row(name, str(s["logs"]), str(s["frames"]), str(s["scenes"]), _human_bytes(s["bytes"]))
-        table.add_row("all", str(summary["logs"]), str(summary["frames"]), str(summary["scenes"]),
-                      _human_bytes(summary["bytes"]))
+        table.add_row(
+            "all",
+            str(summary["logs"]),
+            str(summary["frames"]),
+            str(summary["scenes"]),
+            _human_bytes(summary["bytes"]),
+        )
         console.print(table)
         fps = summary["frames"] / max(summary["seconds"], 1e-9)
-        console.print(f"{summary['seconds']:.1f} s ({fps:.1f} frames/s with {workers} worker(s)); "
-                      f"scenes = windows of 4 history + 10 future frames, one per frame")
+        console.print(
+            f"{summary['seconds']:.1f} s ({fps:.1f} frames/s with {workers} worker(s)); "
+            f"scenes = windows of 4 history + 10 future frames, one per frame"
+        )
         if check:
             bad = [r for r in summary["log_list"] if not r.get("check_ok", True)]
-            console.print(f"checks: {len(summary['log_list']) - len(bad)}/{len(summary['log_list'])} logs clean")
+            console.print(
+                f"checks: {len(summary['log_list']) - len(bad)}/{len(summary['log_list'])} logs clean"
+            )

@@ -34,8 +34,18 @@ class Driving:
     min_gap_accept: float = 1.0  # time gap [s] for lane changes
 
 
-EGO_DRIVING = Driving(a_max=1.6, b_comf=2.0, b_max=3.6, jerk_up=3.0, jerk_down=3.6, headway=1.5, s0=3.0,
-                      speed_factor=1.0, yellow_decel=3.0, min_gap_accept=1.6)
+EGO_DRIVING = Driving(
+    a_max=1.6,
+    b_comf=2.0,
+    b_max=3.6,
+    jerk_up=3.0,
+    jerk_down=3.6,
+    headway=1.5,
+    s0=3.0,
+    speed_factor=1.0,
+    yellow_decel=3.0,
+    min_gap_accept=1.6,
+)
 
 VEHICLE_TYPES = (  # name, length, width, height, weight
     ("sedan", 4.6, 1.85, 1.48, 0.45),
@@ -99,8 +109,10 @@ class Vehicle:
     def center(self) -> tuple[float, float]:
         if self.rear_to_center == 0.0:
             return self.x, self.y
-        return (self.x + self.rear_to_center * math.cos(self.heading),
-                self.y + self.rear_to_center * math.sin(self.heading))
+        return (
+            self.x + self.rear_to_center * math.cos(self.heading),
+            self.y + self.rear_to_center * math.sin(self.heading),
+        )
 
     def lane(self) -> int:
         return self.path.lane_at(self.s)[0]

@@ -178,8 +178,22 @@ class NetworkBuilder:
             raise ValueError("a road needs at least one lane")
         pts = [self.local(*p) for p in via]
         self._roads.append(
-            _Road(len(self._roads), a, b, pts, lanes[0], lanes[1], width, speed, median, radius,
-                  tuple(sidewalks), tuple(parking), name, kerb_extra)
+            _Road(
+                len(self._roads),
+                a,
+                b,
+                pts,
+                lanes[0],
+                lanes[1],
+                width,
+                speed,
+                median,
+                radius,
+                tuple(sidewalks),
+                tuple(parking),
+                name,
+                kerb_extra,
+            )
         )
         return len(self._roads) - 1
 
@@ -188,8 +202,9 @@ class NetworkBuilder:
         self._carparks.append((road, depth, stall, fill))
 
     def building(self, polygon_local: np.ndarray, height: float) -> None:
-        self._buildings.append(Building(Polygon(np.asarray(polygon_local, dtype=np.float64) + self.origin),
-                                        float(height)))
+        self._buildings.append(
+            Building(Polygon(np.asarray(polygon_local, dtype=np.float64) + self.origin), float(height))
+        )
 
     # ---- geometry helpers -------------------------------------------------------------------------------------
     def _waypoints(self, r: _Road) -> list[np.ndarray]:
@@ -239,8 +254,9 @@ class NetworkBuilder:
                 node_junction[n.idx] = j.fid
         for n in self._nodes:
             if n.idx in node_junction:
-                self._build_controls(n, junctions[node_junction[n.idx]], lanes, blocks, stop_polys,
-                                     crosswalks, heads)
+                self._build_controls(
+                    n, junctions[node_junction[n.idx]], lanes, blocks, stop_polys, crosswalks, heads
+                )
         self._link_blocks(lanes, blocks)
         for blk in blocks.values():
             if blk.kind == "roadblock":
@@ -250,10 +266,23 @@ class NetworkBuilder:
         carparks = self._build_carparks(blocks, parking)
         road_segments = self._build_road_segments()
         net = RoadNetwork(
-            name=self.name, location=self.location, crs=self.crs, origin=self.origin, lanes=lanes,
-            blocks=blocks, junctions=junctions, boundaries=boundaries, stop_polygons=stop_polys,
-            crosswalks=crosswalks, walkways=walkways, carparks=carparks, generic_drivable=generic,
-            road_segments=road_segments, signal_heads=heads, parking=parking, ped_edges=ped_edges,
+            name=self.name,
+            location=self.location,
+            crs=self.crs,
+            origin=self.origin,
+            lanes=lanes,
+            blocks=blocks,
+            junctions=junctions,
+            boundaries=boundaries,
+            stop_polygons=stop_polys,
+            crosswalks=crosswalks,
+            walkways=walkways,
+            carparks=carparks,
+            generic_drivable=generic,
+            road_segments=road_segments,
+            signal_heads=heads,
+            parking=parking,
+            ped_edges=ped_edges,
             buildings=[],
         )
         net.buildings = self._place_buildings(net)
@@ -401,8 +430,17 @@ class NetworkBuilder:
                 left = bounds[i][mk]
                 right = bounds[i + 1][mk]
                 lane = LaneSeg(
-                    fid=fid, kind="lane", block=block_fid, index=i, center=center, left=left, right=right,
-                    width=offs[i + 1] - offs[i], speed_limit=speed, baseline_fid=self._fid(), left_boundary=bfids[i],
+                    fid=fid,
+                    kind="lane",
+                    block=block_fid,
+                    index=i,
+                    center=center,
+                    left=left,
+                    right=right,
+                    width=offs[i + 1] - offs[i],
+                    speed_limit=speed,
+                    baseline_fid=self._fid(),
+                    left_boundary=bfids[i],
                     right_boundary=bfids[i + 1],
                 )
                 if not lane.polygon.is_valid:
@@ -413,8 +451,9 @@ class NetworkBuilder:
             if not poly.is_valid:
                 raise MapBuildError(f"{self.name}: road {r.idx} roadblock polygon is invalid")
             start, end = (r.a, r.b) if not rev else (r.b, r.a)
-            blocks[block_fid] = Block(block_fid, "roadblock", lane_ids, poly, road=r.idx, node=end,
-                                      start_node=start)
+            blocks[block_fid] = Block(
+                block_fid, "roadblock", lane_ids, poly, road=r.idx, node=end, start_node=start
+            )
             if rev:
                 r.bwd_block, r.bwd_lanes = block_fid, lane_ids
             else:
@@ -435,7 +474,9 @@ class NetworkBuilder:
             return r.edge_min[0], r.edge_max[0]
         return r.edge_max[-1], r.edge_min[-1]
 
-    def _movement(self, n: _Node, ain: _Arm, aout: _Arm, n_in: int, n_out: int) -> tuple[str, list[tuple[int, int]]]:
+    def _movement(
+        self, n: _Node, ain: _Arm, aout: _Arm, n_in: int, n_out: int
+    ) -> tuple[str, list[tuple[int, int]]]:
         """Turn label and (in lane index, out lane index) pairs for traffic from ``ain`` into ``aout``."""
         heading_in = ain.angle + np.pi
         delta = float(wrap_angle(aout.angle - heading_in))
@@ -484,8 +525,9 @@ class NetworkBuilder:
                 out_lanes = blocks[bout].lanes
                 turn, pairs = self._movement(n, ain, aout, len(in_lanes), len(out_lanes))
                 for li, lo in pairs:
-                    cid = self._make_connector(lanes[in_lanes[li]], lanes[out_lanes[lo]], turn, jfid, lanes,
-                                               boundaries)
+                    cid = self._make_connector(
+                        lanes[in_lanes[li]], lanes[out_lanes[lo]], turn, jfid, lanes, boundaries
+                    )
                     groups.setdefault((bin_, bout), []).append(cid)
                     conns.append(cid)
                     hugs_side = turn == "right" or (turn == "straight" and io == (ia + 1) % len(n.arms))
@@ -494,7 +536,9 @@ class NetworkBuilder:
         # Roadblock connectors: one per (upstream roadblock, downstream roadblock) pair.
         for (src, dst), cids in groups.items():
             bfid = self._fid()
-            cids.sort(key=lambda c: (lanes[lanes[c].predecessors[0]].index, lanes[lanes[c].successors[0]].index))
+            cids.sort(
+                key=lambda c: (lanes[lanes[c].predecessors[0]].index, lanes[lanes[c].successors[0]].index)
+            )
             for k, cid in enumerate(cids):
                 lanes[cid].block = bfid
                 lanes[cid].index = k
@@ -529,7 +573,9 @@ class NetworkBuilder:
                 rj, _ = self._arm_edge_points(aj)
                 u = np.linspace(0.0, 1.0, 24)[1:-1, None]
                 seg = rj - li
-                out = np.array([seg[1], -seg[0]]) / max(np.hypot(*seg), 1e-9)  # right of li→rj = away from node
+                out = np.array([seg[1], -seg[0]]) / max(
+                    np.hypot(*seg), 1e-9
+                )  # right of li→rj = away from node
                 bulge = li + u * seg + 1.2 * np.sin(np.pi * u) ** 2 * out
                 ring += list(bulge)
                 self._curbs[(n.idx, i)] = bulge
@@ -578,12 +624,25 @@ class NetworkBuilder:
         if turn in ("left", "right", "uturn") or kappa > 1e-3:
             # Turn speed: lateral acceleration ≤ 2.5 m/s² and yaw rate ≤ 0.6 rad/s at the tightest point
             # (the same rule the world's drivers use, so PDM-Closed's speed matches the expert's).
-            speed = min(speed, max(3.0, min(np.sqrt(A_LAT_MAX / max(kappa, 1e-6)), YAW_RATE_MAX / max(kappa, 1e-6))))
+            speed = min(
+                speed, max(3.0, min(np.sqrt(A_LAT_MAX / max(kappa, 1e-6)), YAW_RATE_MAX / max(kappa, 1e-6)))
+            )
         conn = LaneSeg(
-            fid=fid, kind="connector", block=-1, index=0, center=resample_by_arclength(dense, BASELINE_SPACING),
-            left=left, right=right, width=float(0.5 * (lin.width + lout.width)), speed_limit=float(speed),
-            baseline_fid=self._fid(), left_boundary=self._fid(), right_boundary=self._fid(),
-            node=jfid, turn=turn, polygon_fid=self._fid(),
+            fid=fid,
+            kind="connector",
+            block=-1,
+            index=0,
+            center=resample_by_arclength(dense, BASELINE_SPACING),
+            left=left,
+            right=right,
+            width=float(0.5 * (lin.width + lout.width)),
+            speed_limit=float(speed),
+            baseline_fid=self._fid(),
+            left_boundary=self._fid(),
+            right_boundary=self._fid(),
+            node=jfid,
+            turn=turn,
+            polygon_fid=self._fid(),
         )
         conn.center[0], conn.center[-1] = p0, p1
         if not conn.polygon.is_valid:
@@ -717,8 +776,9 @@ class NetworkBuilder:
                     k = min(max(k, 0), len(lane.center) - 1)
                     pos = np.array([lane.center[k, 0], lane.center[k, 1], 5.5])
                     phase = lanes[conns[0]].phase if conns else 0
-                    heads[hfid] = SignalHead(hfid, pos, float(lane.headings[k] + np.pi), j.fid, int(phase or 0),
-                                             list(conns))
+                    heads[hfid] = SignalHead(
+                        hfid, pos, float(lane.headings[k] + np.pi), j.fid, int(phase or 0), list(conns)
+                    )
 
     def _crosswalk(self, arm: _Arm, jfid: int) -> Area:
         r = self._roads[arm.road]
@@ -736,8 +796,12 @@ class NetworkBuilder:
             k = int(np.clip(np.searchsorted(s, sv), 0, len(s) - 1))
             pts.append(offset_polyline(c[k : k + 1], h[k : k + 1], lat)[0])
         fid = self._fid()
-        return Area(fid, Polygon(pts), "crosswalk", {"junction": jfid, "road": r.idx, "end": arm.end,
-                                                    "s": 0.5 * (s0 + s1)})
+        return Area(
+            fid,
+            Polygon(pts),
+            "crosswalk",
+            {"junction": jfid, "road": r.idx, "end": arm.end, "s": 0.5 * (s0 + s1)},
+        )
 
     def _link_blocks(self, lanes: dict, blocks: dict) -> None:
         for b in blocks.values():
@@ -824,7 +888,9 @@ class NetworkBuilder:
                 kr, kl = self._side_key(a, "right"), self._side_key(a, "left")
                 if kr not in ends or kl not in ends:
                     continue
-                cw = next(c for c in crosswalks.values() if c.attrs["road"] == a.road and c.attrs["end"] == a.end)
+                cw = next(
+                    c for c in crosswalks.values() if c.attrs["road"] == a.road and c.attrs["end"] == a.end
+                )
                 r = self._roads[a.road]
                 s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(r.center, axis=0).T))])
                 k = int(np.clip(np.searchsorted(s, cw.attrs["s"]), 0, len(s) - 1))
@@ -836,12 +902,20 @@ class NetworkBuilder:
                 pts = np.stack([ends[kr], pr, pl, ends[kl]])
                 eid = len(edges)
                 blocks = tuple(b for b in (r.fwd_block, r.bwd_block) if b is not None)
-                edges[eid] = PedEdge(eid, resample_by_arclength(pts, 1.0), kr, kl, crosswalk=cw.fid, node=jfid,
-                                     road_side_blocks=blocks)
+                edges[eid] = PedEdge(
+                    eid,
+                    resample_by_arclength(pts, 1.0),
+                    kr,
+                    kl,
+                    crosswalk=cw.fid,
+                    node=jfid,
+                    road_side_blocks=blocks,
+                )
         return walkways, generic, parking, edges
 
-    def _corner_walkway(self, n: _Node, i: int, ai: _Arm, aj: _Arm, out_i: np.ndarray,
-                        out_j: np.ndarray) -> Polygon | None:
+    def _corner_walkway(
+        self, n: _Node, i: int, ai: _Arm, aj: _Arm, out_i: np.ndarray, out_j: np.ndarray
+    ) -> Polygon | None:
         """The pavement between two sidewalk ends around a junction's kerb (a corner or the far side of a T):
         the kerb, and the kerb moved out by a sidewalk's width."""
         gap = (aj.angle - ai.angle) % (2 * np.pi)
@@ -889,16 +963,25 @@ class NetworkBuilder:
                     sv = 4.0 + (k + 0.5) * stall
                     idx = int(np.searchsorted(s, sv))
                     p = offset_polyline(c[idx : idx + 1], h[idx : idx + 1], edge + sign * 0.5 * depth)[0]
-                    parking.append(ParkingSpot(float(p[0]), float(p[1]), float(h[idx] + sign * 0.5 * np.pi),
-                                               4.6, 1.9))
+                    parking.append(
+                        ParkingSpot(float(p[0]), float(p[1]), float(h[idx] + sign * 0.5 * np.pi), 4.6, 1.9)
+                    )
             # Turning area beyond the aisle's dead end.
             u = np.array([np.cos(h[-1]), np.sin(h[-1])])
             nrm = np.array([-u[1], u[0]])
             e = c[-1]
             p_r = e - right * nrm
             p_l = e + left * nrm
-            poly = Polygon([p_r - depth * nrm, p_r - depth * nrm + 8.0 * u, p_l + depth * nrm + 8.0 * u,
-                            p_l + depth * nrm, p_l, p_r])
+            poly = Polygon(
+                [
+                    p_r - depth * nrm,
+                    p_r - depth * nrm + 8.0 * u,
+                    p_l + depth * nrm + 8.0 * u,
+                    p_l + depth * nrm,
+                    p_l,
+                    p_r,
+                ]
+            )
             fid = self._fid()
             out[fid] = Area(fid, poly, "carpark", {"road": road_idx})
         return out
@@ -919,7 +1002,8 @@ class NetworkBuilder:
         if not self._buildings:
             return []
         keep_out = shapely.union_all(
-            [net.drivable] + [w.polygon for w in net.walkways.values()]
+            [net.drivable]
+            + [w.polygon for w in net.walkways.values()]
             + [g.polygon for g in net.generic_drivable.values()]
         ).buffer(1.0)
         return [b for b in self._buildings if not b.polygon.intersects(keep_out)]
@@ -938,6 +1022,7 @@ def _quantize(net: RoadNetwork) -> None:
     Floating-point noise at the ~1e-10 m level between edges that should coincide makes GEOS overlays fail
     (a lane "outside" the union of drivable polygons that visibly contains it); on a fixed grid they agree.
     """
+
     def qp(poly):
         return shapely.transform(poly, _q)
 
@@ -954,8 +1039,14 @@ def _quantize(net: RoadNetwork) -> None:
             blk.polygon = _connector_union([net.lanes[c].polygon for c in blk.lanes])
     for j in net.junctions.values():
         j.polygon = qp(j.polygon)
-    for store in (net.stop_polygons, net.crosswalks, net.walkways, net.carparks, net.generic_drivable,
-                  net.road_segments):
+    for store in (
+        net.stop_polygons,
+        net.crosswalks,
+        net.walkways,
+        net.carparks,
+        net.generic_drivable,
+        net.road_segments,
+    ):
         for a in store.values():
             a.polygon = qp(a.polygon)
     for bd in net.buildings:
@@ -975,7 +1066,9 @@ def _connector_union(polys: list[Polygon]) -> Polygon:
     return poly
 
 
-def _simplify_mask(c: np.ndarray, h: np.ndarray, max_turn: float = 0.004, max_gap: float = 20.0) -> np.ndarray:
+def _simplify_mask(
+    c: np.ndarray, h: np.ndarray, max_turn: float = 0.004, max_gap: float = 20.0
+) -> np.ndarray:
     """Vertices to keep for polygons and boundary lines: where the heading has turned or a gap grew long."""
     keep = np.zeros(len(c), dtype=bool)
     keep[0] = keep[-1] = True
@@ -1016,4 +1109,3 @@ def _spots_along(c: np.ndarray, h: np.ndarray, lateral: float, pitch: float = 6.
         k = int(np.searchsorted(s, sv))
         out.append(ParkingSpot(float(mid[k, 0]), float(mid[k, 1]), float(h[k]), 4.5, 1.9))
     return out
-

@@ -43,8 +43,13 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.ego_collisions or self.agent_collisions or self.offroad or self.red_entries
-                    or self.comfort_violations)
+        return not (
+            self.ego_collisions
+            or self.agent_collisions
+            or self.offroad
+            or self.red_entries
+            or self.comfort_violations
+        )
 
     def summary(self) -> str:
         parts = []
@@ -90,8 +95,14 @@ def comfort_signals(ego: np.ndarray) -> dict[str, np.ndarray]:
     lat = v * yaw_rate
     jerk_lon = np.gradient(lon, DT)
     jerk = np.gradient(np.hypot(lon, lat), DT)
-    return {"lon_accel": lon, "lat_accel": lat, "lon_jerk": jerk_lon, "jerk": jerk, "yaw_rate": yaw_rate,
-            "yaw_accel": yaw_acc}
+    return {
+        "lon_accel": lon,
+        "lat_accel": lat,
+        "lon_jerk": jerk_lon,
+        "jerk": jerk,
+        "yaw_rate": yaw_rate,
+        "yaw_accel": yaw_acc,
+    }
 
 
 def check_episode(net: RoadNetwork, ep: Episode, clearance_radius: float = 60.0) -> CheckReport:
@@ -138,9 +149,13 @@ def check_episode(net: RoadNetwork, ep: Episode, clearance_radius: float = 60.0)
         bound = COMFORT_BOUNDS[name]
         if isinstance(bound, tuple):
             lo, hi = bound
-            rep.extremes[name] = float(values.min()) if abs(values.min()) > abs(values.max()) else float(values.max())
+            rep.extremes[name] = (
+                float(values.min()) if abs(values.min()) > abs(values.max()) else float(values.max())
+            )
             if values.min() <= lo or values.max() >= hi:
-                rep.comfort_violations.append(f"{name} {values.min():.2f}..{values.max():.2f} outside ({lo}, {hi})")
+                rep.comfort_violations.append(
+                    f"{name} {values.min():.2f}..{values.max():.2f} outside ({lo}, {hi})"
+                )
         else:
             m = float(np.max(np.abs(values)))
             rep.extremes[name] = m

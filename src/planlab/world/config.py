@@ -95,14 +95,21 @@ class WorldConfig:
             raise ConfigError(f"frames must be ≥ 14 (4 history + 10 future for one scene), got {self.frames}")
         if self.warmup_s < 0:
             raise ConfigError(f"warmup_s must be ≥ 0, got {self.warmup_s}")
-        for key, table, valid in (("locations", self.locations, MAP_LOCATIONS), ("scenarios", self.scenarios, SCENARIOS)):
+        for key, table, valid in (
+            ("locations", self.locations, MAP_LOCATIONS),
+            ("scenarios", self.scenarios, SCENARIOS),
+        ):
             if not table or sum(table.values()) <= 0:
                 raise ConfigError(f"{key}: give at least one positive weight")
             for k, w in table.items():
                 check_choice(f"{key}.{k}", k, valid)
                 if w < 0:
                     raise ConfigError(f"{key}.{k}={w} must be ≥ 0")
-        if not self.splits or any(v < 0 for v in self.splits.values()) or abs(sum(self.splits.values()) - 1) > 1e-6:
+        if (
+            not self.splits
+            or any(v < 0 for v in self.splits.values())
+            or abs(sum(self.splits.values()) - 1) > 1e-6
+        ):
             raise ConfigError(f"splits must be non-negative fractions summing to 1, got {dict(self.splits)}")
         for k in self.splits:
             if not k or not all(c.isalnum() or c in "_-" for c in k):
@@ -136,7 +143,9 @@ def preset_path(name: str) -> Path:
 WEIGHT_TABLES = ("splits", "locations", "scenarios")
 
 
-def load_world_config(preset: str | Path | None = "mini", overrides: list[str] | dict | None = None) -> WorldConfig:
+def load_world_config(
+    preset: str | Path | None = "mini", overrides: list[str] | dict | None = None
+) -> WorldConfig:
     """A preset (name or YAML path) merged with ``key=value`` overrides, validated.
 
     A weight table given whole (``scenarios={merge: 1}``) replaces the preset's table; a single entry

@@ -90,7 +90,9 @@ def _straight(p0: np.ndarray, p1: np.ndarray, spacing: float) -> np.ndarray:
     return out
 
 
-def smooth_turn(start: np.ndarray, heading: float, delta: float, tangent_length: float, spacing: float) -> np.ndarray:
+def smooth_turn(
+    start: np.ndarray, heading: float, delta: float, tangent_length: float, spacing: float
+) -> np.ndarray:
     """Points of a symmetric smooth turn starting at ``start`` with ``heading``, turning by ``delta``.
 
     The turn ends on the line through the tangent intersection point with heading ``heading + delta``,
@@ -113,7 +115,9 @@ def smooth_turn(start: np.ndarray, heading: float, delta: float, tangent_length:
     return resample_by_arclength(pts, spacing)
 
 
-def hermite(p0: np.ndarray, h0: float, p1: np.ndarray, h1: float, spacing: float, scale: float = 1.0) -> np.ndarray:
+def hermite(
+    p0: np.ndarray, h0: float, p1: np.ndarray, h1: float, spacing: float, scale: float = 1.0
+) -> np.ndarray:
     """Quintic Hermite curve with zero end curvature between two poses (for lane shifts and S-bends)."""
     chord = float(np.hypot(*(p1 - p0)))
     m = scale * chord
@@ -177,7 +181,10 @@ def connect_poses(p0: np.ndarray, h0: float, p1: np.ndarray, h1: float, spacing:
 
 
 def fillet_path(
-    waypoints: np.ndarray, radii: list[float] | float, spacing: float, h_start: float | None = None,
+    waypoints: np.ndarray,
+    radii: list[float] | float,
+    spacing: float,
+    h_start: float | None = None,
     h_end: float | None = None,
 ) -> np.ndarray:
     """A road centreline through ``waypoints``: straight legs, each interior corner rounded by a smooth turn

@@ -69,7 +69,9 @@ class Episode:
     signals: Signals
     scenario: str  # the kind actually placed (may be the fallback)
     events: list[tuple[float, str]] = field(default_factory=list)
-    entered: list[tuple[float, int, str]] = field(default_factory=list)  # (t, connector, light state) ego entries
+    entered: list[tuple[float, int, str]] = field(
+        default_factory=list
+    )  # (t, connector, light state) ego entries
     t0: float = 0.0  # sim time of the first logged frame
 
     def frame_steps(self) -> list[StepState]:
@@ -104,7 +106,9 @@ def _run(world: World, spec: EpisodeSpec, placement, ego, duration: float, kind:
         jf, phase, t_red = placement.red_at
         world.signals.plans[jf].set_red_at(phase, t_red, red_for=float(rng.uniform(8.0, 14.0)))
     center = np.array([ego.x, ego.y])
-    ahead_free = [(ego.lane(), ego.path.lane_at(ego.s)[1] - 10.0, ego.path.lane_at(ego.s)[1] + placement.keep_clear)]
+    ahead_free = [
+        (ego.lane(), ego.path.lane_at(ego.s)[1] - 10.0, ego.path.lane_at(ego.s)[1] + placement.keep_clear)
+    ]
     for lid in ego.path.lanes[1:4]:
         ahead_free.append((lid, -1.0, net.lanes[lid].length + 1.0))
     world.refresh()
@@ -140,8 +144,16 @@ def _run(world: World, spec: EpisodeSpec, placement, ego, duration: float, kind:
         if k >= n_warm:
             steps.append(_state(world, ego, yaw_rate))
     events = list(world.ego_driver.events)
-    ep = Episode(spec=spec, route=world.ego_driver.route.ids(), steps=steps, signals=world.signals,
-                 scenario=kind, events=events, entered=entered, t0=n_warm * DT)
+    ep = Episode(
+        spec=spec,
+        route=world.ego_driver.route.ids(),
+        steps=steps,
+        signals=world.signals,
+        scenario=kind,
+        events=events,
+        entered=entered,
+        t0=n_warm * DT,
+    )
     _ = rng
     return ep
 
@@ -173,8 +185,17 @@ def _state(world: World, ego, yaw_rate: float) -> StepState:
     rx = ego.x - EGO_REAR_TO_CENTER * math.cos(ego.heading)
     ry = ego.y - EGO_REAR_TO_CENTER * math.sin(ego.heading)
     ego_state = np.array([rx, ry, ego.heading, ego.v, ego.a, yaw_rate])
-    return StepState(world.t, ego_state, ego.lane(), ids, names, np.asarray(boxes, dtype=np.float64).reshape(-1, 7),
-                     np.asarray(vel, dtype=np.float64).reshape(-1, 2), kinds, driving_command(ego, ego_state))
+    return StepState(
+        world.t,
+        ego_state,
+        ego.lane(),
+        ids,
+        names,
+        np.asarray(boxes, dtype=np.float64).reshape(-1, 7),
+        np.asarray(vel, dtype=np.float64).reshape(-1, 2),
+        kinds,
+        driving_command(ego, ego_state),
+    )
 
 
 def driving_command(ego, rear_pose: np.ndarray) -> int:
@@ -219,7 +240,10 @@ def _maintain_traffic(world: World, spec: EpisodeSpec) -> None:
     while far and n < target and tries < 3:
         tries += 1
         lid, s0, s1 = far[int(rng.integers(len(far)))]
-        if add_traffic_vehicle(world, lid, float(rng.uniform(s0, s1)), float(rng.uniform(0.6, 0.95))) is not None:
+        if (
+            add_traffic_vehicle(world, lid, float(rng.uniform(s0, s1)), float(rng.uniform(0.6, 0.95)))
+            is not None
+        ):
             n += 1
 
 

@@ -42,9 +42,15 @@ def block_length(net: RoadNetwork, fid: int) -> float:
     return float(np.mean([net.lanes[i].length for i in net.blocks[fid].lanes]))
 
 
-def find_route(net: RoadNetwork, start_block: int, min_length: float, rng: np.random.Generator,
-               first_connector: int | None = None, dead_ends: set[int] | None = None,
-               max_tries: int = 400) -> list[int]:
+def find_route(
+    net: RoadNetwork,
+    start_block: int,
+    min_length: float,
+    rng: np.random.Generator,
+    first_connector: int | None = None,
+    dead_ends: set[int] | None = None,
+    max_tries: int = 400,
+) -> list[int]:
     """A random route (block fids) from ``start_block`` of at least ``min_length`` metres that never enters
     the same junction twice and never runs into a dead end. ``first_connector`` forces the first junction's
     roadblock connector."""
@@ -66,8 +72,11 @@ def find_route(net: RoadNetwork, start_block: int, min_length: float, rng: np.ra
         if length > sum(block_length(net, b) for b in best):
             best = list(path)
         last = net.blocks[path[-1]]
-        options = [c for c in last.successors if net.blocks[c].node not in junctions and alive(c)
-                   and alive(net.blocks[c].dst)]
+        options = [
+            c
+            for c in last.successors
+            if net.blocks[c].node not in junctions and alive(c) and alive(net.blocks[c].dst)
+        ]
         if len(path) == 1 and first_connector is not None:
             options = [c for c in options if c == first_connector]
         order = list(rng.permutation(len(options)))
@@ -75,8 +84,9 @@ def find_route(net: RoadNetwork, start_block: int, min_length: float, rng: np.ra
             c = options[int(k)]
             cb = net.blocks[c]
             nxt = cb.dst
-            res = dfs(path + [c, nxt], length + block_length(net, c) + block_length(net, nxt),
-                      junctions | {cb.node})
+            res = dfs(
+                path + [c, nxt], length + block_length(net, c) + block_length(net, nxt), junctions | {cb.node}
+            )
             if res is not None:
                 return res
         return None
@@ -257,7 +267,9 @@ class Expert:
             half = 0.5 * ego.width + NUDGE_CLEARANCE
             if d_vals.min() > half or d_vals.max() < -half:
                 continue
-            hits.append((float(s_vals.min()), float(s_vals.max()), float(d_vals.min()), float(d_vals.max()), owner[1]))
+            hits.append(
+                (float(s_vals.min()), float(s_vals.max()), float(d_vals.min()), float(d_vals.max()), owner[1])
+            )
         if not hits:
             return
         s0 = min(h[0] for h in hits)
@@ -297,7 +309,7 @@ class Expert:
             if world._lc_gap_ok(ego, target):
                 # re-plan the route's lanes from the new lane
                 try:
-                    new = plan_lanes(net, self.route.blocks[self.block_pos[lane.block]:], target)
+                    new = plan_lanes(net, self.route.blocks[self.block_pos[lane.block] :], target)
                 except RouteError:
                     return
                 self.route.exit_lane.update(new.exit_lane)
@@ -339,7 +351,9 @@ class Expert:
                 continue
             so, do = ego.path.project(np.array(c), ego.s, back=20.0, ahead=s_to - ego.s + 60.0)
             # where will it be during the pass (straight-line guess along its heading)?
-            lateral_band = (0.0, shift + 0.5 * ego.width + 1.0) if shift > 0 else (shift - 0.5 * ego.width - 1.0, 0.0)
+            lateral_band = (
+                (0.0, shift + 0.5 * ego.width + 1.0) if shift > 0 else (shift - 0.5 * ego.width - 1.0, 0.0)
+            )
             near_lat = lateral_band[0] - 0.5 * ov.width < do < lateral_band[1] + 0.5 * ov.width
             if not near_lat:
                 continue

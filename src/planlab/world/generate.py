@@ -86,8 +86,19 @@ def plan_logs(cfg: WorldConfig, seed: int) -> list[LogPlan]:
             hour = float(r.uniform(6.5, 19.5))
         else:
             hour = float(r.uniform(0.0, 23.99))
-        plans.append(LogPlan(i, name, split_of[name], loc, kind, int(r.integers(2**31 - 1)), hour,
-                             float(r.uniform(0.0, 360.0)), float(cfg.difficulty.visibility_m * r.uniform(0.7, 1.3))))
+        plans.append(
+            LogPlan(
+                i,
+                name,
+                split_of[name],
+                loc,
+                kind,
+                int(r.integers(2**31 - 1)),
+                hour,
+                float(r.uniform(0.0, 360.0)),
+                float(cfg.difficulty.visibility_m * r.uniform(0.7, 1.3)),
+            )
+        )
     return plans
 
 
@@ -137,28 +148,50 @@ def make_log(job: _Job) -> dict[str, Any]:
     cfg: WorldConfig = build_config(WorldConfig, job.cfg)
     p = job.plan
     net = town(p.location, job.seed)
-    spec = EpisodeSpec(location=p.location, scenario=p.scenario, seed=p.seed, frames=cfg.frames,
-                       warmup_s=cfg.warmup_s, traffic_density=cfg.difficulty.traffic_density,
-                       pedestrian_rate=cfg.difficulty.pedestrian_rate, parked_fill=cfg.difficulty.parked_fill)
+    spec = EpisodeSpec(
+        location=p.location,
+        scenario=p.scenario,
+        seed=p.seed,
+        frames=cfg.frames,
+        warmup_s=cfg.warmup_s,
+        traffic_density=cfg.difficulty.traffic_density,
+        pedestrian_rate=cfg.difficulty.pedestrian_rate,
+        parked_fill=cfg.difficulty.parked_fill,
+    )
     ep = simulate(net, spec)
     root = Path(job.root)
     tokens = [hex_token("frame", job.seed, cfg.name, p.index, k) for k in range(cfg.frames)]
     sensors = _Sensors(cfg, p, job.seed, ep) if cfg.sensors.enabled else None
     calibration = sensors.calibration() if sensors else _calibration_only(cfg)
-    frames = build_frames(ep, log_name=p.name, map_location=p.location, tokens=tokens,
-                          log_token=hex_token("log", job.seed, cfg.name, p.index),
-                          scene_token=hex_token("scene", job.seed, cfg.name, p.index), calibration=calibration,
-                          timestamp0=TIMESTAMP_BASE_US + p.index * 3_600_000_000,
-                          annotation_radius=cfg.annotation_radius)
+    frames = build_frames(
+        ep,
+        log_name=p.name,
+        map_location=p.location,
+        tokens=tokens,
+        log_token=hex_token("log", job.seed, cfg.name, p.index),
+        scene_token=hex_token("scene", job.seed, cfg.name, p.index),
+        calibration=calibration,
+        timestamp0=TIMESTAMP_BASE_US + p.index * 3_600_000_000,
+        annotation_radius=cfg.annotation_radius,
+    )
     nbytes = 0
     if sensors is not None:
         nbytes += sensors.write_all(root / "sensor_blobs" / p.split, p.name, ep, tokens)
     log_path = root / "navsim_logs" / p.split / f"{p.name}.pkl"
     write_log(frames, log_path)
     nbytes += log_path.stat().st_size
-    out = {"name": p.name, "split": p.split, "location": p.location, "scenario": ep.scenario,
-           "planned_scenario": p.scenario, "frames": len(frames), "bytes": nbytes, "seed": p.seed,
-           "hour": round(p.hour, 2), "events": [e for _, e in ep.events]}
+    out = {
+        "name": p.name,
+        "split": p.split,
+        "location": p.location,
+        "scenario": ep.scenario,
+        "planned_scenario": p.scenario,
+        "frames": len(frames),
+        "bytes": nbytes,
+        "seed": p.seed,
+        "hour": round(p.hour, 2),
+        "events": [e for _, e in ep.events],
+    }
     if job.check:
         from planlab.world.checks import check_episode
 
@@ -190,9 +223,13 @@ class _Sensors:
         static = static_geometry_from_map(_map_api(plan.location, seed), center, radius)
         lighting = Lighting(hour=plan.hour, sun_azimuth_deg=plan.sun_azimuth, visibility_m=plan.visibility)
         suite_cfg = SuiteConfig(
-            width=s.width, height=s.height, render=RenderConfig(noise_std=s.camera_noise),
-            lidar=LidarConfig(range_noise_std=s.lidar_range_noise, dropout=s.lidar_dropout), lighting=lighting,
-            cameras_enabled=True, lidar_enabled=s.lidar,
+            width=s.width,
+            height=s.height,
+            render=RenderConfig(noise_std=s.camera_noise),
+            lidar=LidarConfig(range_noise_std=s.lidar_range_noise, dropout=s.lidar_dropout),
+            lighting=lighting,
+            cameras_enabled=True,
+            lidar_enabled=s.lidar,
         )
         self.suite = SensorSuite(static, suite_cfg, seed=plan.seed)
         self.cfg = cfg
@@ -219,7 +256,11 @@ class _Sensors:
         for k, st in enumerate(ep.frame_steps()):
             ego = st.ego
             pose = np.array([ego[0], ego[1], ego[2]])
-            near = np.hypot(st.boxes[:, 0] - ego[0], st.boxes[:, 1] - ego[1]) < OBJECT_RADIUS if len(st.boxes) else []
+            near = (
+                np.hypot(st.boxes[:, 0] - ego[0], st.boxes[:, 1] - ego[1]) < OBJECT_RADIUS
+                if len(st.boxes)
+                else []
+            )
             idx = np.nonzero(near)[0] if len(st.boxes) else np.zeros(0, dtype=int)
             boxes = [st.boxes[idx]]
             names = [st.names[i] for i in idx]
@@ -278,7 +319,9 @@ def _prepare_root(root: Path, overwrite: bool) -> None:
     if root.is_dir():
         present = [name for name in OWNED if (root / name).exists()]
         if present and not overwrite:
-            raise DataError(f"{root}: already holds a dataset ({', '.join(present)}); pass --overwrite to replace it")
+            raise DataError(
+                f"{root}: already holds a dataset ({', '.join(present)}); pass --overwrite to replace it"
+            )
         for name in present:
             path = root / name
             if path.is_dir():
@@ -345,7 +388,9 @@ def generate_dataset(
     return summary
 
 
-def _summary(cfg: WorldConfig, seed: int, plans: list[LogPlan], results: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(
+    cfg: WorldConfig, seed: int, plans: list[LogPlan], results: list[dict[str, Any]]
+) -> dict[str, Any]:
     scenes_per = max(cfg.frames - (SCENE_HISTORY + SCENE_FUTURE) + 1, 0)
     splits: dict[str, dict[str, int]] = {}
     for r in results:
@@ -363,13 +408,20 @@ def _summary(cfg: WorldConfig, seed: int, plans: list[LogPlan], results: list[di
         "seed": seed,
         "config_hash": config_hash(cfg),
         "config": to_dict(cfg),
-        "scene_filter": {"num_history_frames": SCENE_HISTORY, "num_future_frames": SCENE_FUTURE, "frame_interval": 1},
+        "scene_filter": {
+            "num_history_frames": SCENE_HISTORY,
+            "num_future_frames": SCENE_FUTURE,
+            "frame_interval": 1,
+        },
         "splits": {k: splits[k] for k in sorted(splits)},
         "logs": len(results),
         "frames": sum(r["frames"] for r in results),
         "scenes": sum(s["scenes"] for s in splits.values()),
         "scenarios": dict(sorted(scenarios.items())),
-        "log_list": [{k: v for k, v in r.items() if k != "bytes"} | {"plan": asdict(p)} for r, p in zip(results, plans, strict=True)],
+        "log_list": [
+            {k: v for k, v in r.items() if k != "bytes"} | {"plan": asdict(p)}
+            for r, p in zip(results, plans, strict=True)
+        ],
     }
 
 

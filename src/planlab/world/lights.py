@@ -17,8 +17,14 @@ GREEN, YELLOW, RED = "green", "yellow", "red"
 class SignalPlan:
     """Fixed-time plan of one junction: phase k is green for ``greens[k]`` s, then yellow, then all red."""
 
-    def __init__(self, n_phases: int, greens: list[float], yellow: float = 4.0, all_red: float = 2.0,
-                 offset: float = 0.0):
+    def __init__(
+        self,
+        n_phases: int,
+        greens: list[float],
+        yellow: float = 4.0,
+        all_red: float = 2.0,
+        offset: float = 0.0,
+    ):
         if n_phases != len(greens) or n_phases < 1:
             raise ValueError("one green time per phase")
         self.greens = [float(g) for g in greens]

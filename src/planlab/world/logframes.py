@@ -59,7 +59,9 @@ def annotations(st: StepState, radius: float, frame_token: str) -> dict[str, Any
     tracks = [st.ids[i] for i in keep]
     return {
         "gt_boxes": boxes,
-        "gt_names": np.array([st.names[i] for i in keep], dtype="<U14") if len(keep) else np.zeros(0, dtype="<U14"),
+        "gt_names": np.array([st.names[i] for i in keep], dtype="<U14")
+        if len(keep)
+        else np.zeros(0, dtype="<U14"),
         "gt_velocity_3d": vel,
         "instance_tokens": [hex_token("instance", frame_token, t) for t in tracks],
         "track_tokens": tracks,
@@ -102,35 +104,41 @@ def build_frames(
                 "distortion": np.asarray(cal["distortion"], dtype=np.float64),
             }
         a_lat = v * yaw_rate
-        frames.append({
-            "token": token,
-            "frame_idx": k,
-            "timestamp": int(timestamp0 + k * FRAME_INTERVAL_US),
-            "log_name": log_name,
-            "log_token": log_token,
-            "scene_name": log_name,
-            "scene_token": scene_token,
-            "map_location": map_location,
-            "vehicle_name": VEHICLE_NAME,
-            "roadblock_ids": list(route),
-            # fact sheet §3.1: is_red only for RED; yellow/unknown are logged as False (P12: int fid, bool)
-            "traffic_lights": [(int(c), bool(r)) for c, r in ep.signals.logged(ep.t0 + k * 0.5, st.ego[:2])],
-            "ego2global_translation": np.array([x, y, 0.0]),
-            "ego2global_rotation": np.asarray(q, dtype=np.float64),
-            # [vx, vy, ax, ay] in the ego (rear-axle) frame
-            "ego_dynamic_state": np.array([v, 0.0, a, a_lat]),
-            "driving_command": command,
-            # OpenScene can_bus: x y z, qw qx qy qz, ax ay az, vx vy vz, wx wy wz, 0 0
-            "can_bus": np.array([x, y, 0.0, *q, a, a_lat, 0.0, v, 0.0, 0.0, 0.0, 0.0, yaw_rate, 0.0, 0.0]),
-            "lidar_path": f"{log_name}/MergedPointCloud/{token}.pcd",
-            "lidar2ego_translation": np.zeros(3),
-            "lidar2ego_rotation": np.array([1.0, 0.0, 0.0, 0.0]),
-            "ego2global": ego2global,
-            "lidar2ego": np.eye(4),
-            "lidar2global": ego2global.copy(),
-            "cams": cams,
-            "sample_prev": tokens[k - 1] if k > 0 else None,
-            "sample_next": tokens[k + 1] if k + 1 < len(tokens) else None,
-            "anns": annotations(st, annotation_radius, token),
-        })
+        frames.append(
+            {
+                "token": token,
+                "frame_idx": k,
+                "timestamp": int(timestamp0 + k * FRAME_INTERVAL_US),
+                "log_name": log_name,
+                "log_token": log_token,
+                "scene_name": log_name,
+                "scene_token": scene_token,
+                "map_location": map_location,
+                "vehicle_name": VEHICLE_NAME,
+                "roadblock_ids": list(route),
+                # fact sheet §3.1: is_red only for RED; yellow/unknown are logged as False (P12: int fid, bool)
+                "traffic_lights": [
+                    (int(c), bool(r)) for c, r in ep.signals.logged(ep.t0 + k * 0.5, st.ego[:2])
+                ],
+                "ego2global_translation": np.array([x, y, 0.0]),
+                "ego2global_rotation": np.asarray(q, dtype=np.float64),
+                # [vx, vy, ax, ay] in the ego (rear-axle) frame
+                "ego_dynamic_state": np.array([v, 0.0, a, a_lat]),
+                "driving_command": command,
+                # OpenScene can_bus: x y z, qw qx qy qz, ax ay az, vx vy vz, wx wy wz, 0 0
+                "can_bus": np.array(
+                    [x, y, 0.0, *q, a, a_lat, 0.0, v, 0.0, 0.0, 0.0, 0.0, yaw_rate, 0.0, 0.0]
+                ),
+                "lidar_path": f"{log_name}/MergedPointCloud/{token}.pcd",
+                "lidar2ego_translation": np.zeros(3),
+                "lidar2ego_rotation": np.array([1.0, 0.0, 0.0, 0.0]),
+                "ego2global": ego2global,
+                "lidar2ego": np.eye(4),
+                "lidar2global": ego2global.copy(),
+                "cams": cams,
+                "sample_prev": tokens[k - 1] if k > 0 else None,
+                "sample_next": tokens[k + 1] if k + 1 < len(tokens) else None,
+                "anns": annotations(st, annotation_radius, token),
+            }
+        )
     return frames

@@ -80,41 +80,91 @@ def network_to_map_data(net: RoadNetwork) -> MapData:
     for b in net.blocks.values():
         if b.kind == "roadblock":
             lanes = [net.lanes[i] for i in b.lanes]
-            d.add(LaneGroupRecord(fid=b.fid, geometry=_poly(b.polygon), left_boundary_fid=lanes[0].left_boundary,
-                                  right_boundary_fid=lanes[-1].right_boundary))
+            d.add(
+                LaneGroupRecord(
+                    fid=b.fid,
+                    geometry=_poly(b.polygon),
+                    left_boundary_fid=lanes[0].left_boundary,
+                    right_boundary_fid=lanes[-1].right_boundary,
+                )
+            )
         else:
-            d.add(LaneGroupConnectorRecord(fid=b.fid, geometry=_poly(b.polygon), from_lane_group_fid=int(b.src),
-                                           to_lane_group_fid=int(b.dst), intersection_fid=int(b.node)))
+            d.add(
+                LaneGroupConnectorRecord(
+                    fid=b.fid,
+                    geometry=_poly(b.polygon),
+                    from_lane_group_fid=int(b.src),
+                    to_lane_group_fid=int(b.dst),
+                    intersection_fid=int(b.node),
+                )
+            )
     for lane in net.lanes.values():
         line = LineString(lane.center)
         if lane.kind == "lane":
-            d.add(LaneRecord(fid=lane.fid, geometry=_poly(lane.polygon), lane_group_fid=lane.block,
-                             lane_index=lane.index, speed_limit_mps=float(lane.speed_limit),
-                             left_boundary_fid=lane.left_boundary, right_boundary_fid=lane.right_boundary,
-                             width=float(lane.width)))
+            d.add(
+                LaneRecord(
+                    fid=lane.fid,
+                    geometry=_poly(lane.polygon),
+                    lane_group_fid=lane.block,
+                    lane_index=lane.index,
+                    speed_limit_mps=float(lane.speed_limit),
+                    left_boundary_fid=lane.left_boundary,
+                    right_boundary_fid=lane.right_boundary,
+                    width=float(lane.width),
+                )
+            )
             d.add(BaselinePathRecord(fid=lane.baseline_fid, geometry=line, lane_fid=lane.fid))
         else:
             stop = "" if lane.phase is None or lane.stop_line is None else str(lane.stop_line)
-            d.add(LaneConnectorRecord(fid=lane.fid, geometry=line, exit_lane_fid=lane.predecessors[0],
-                                      entry_lane_fid=lane.successors[0], lane_group_connector_fid=lane.block,
-                                      intersection_fid=lane.node, speed_limit_mps=float(lane.speed_limit),
-                                      traffic_light_stop_line_fids=stop))
-            d.add(LaneConnectorPolygonRecord(fid=lane.polygon_fid, geometry=_poly(lane.polygon),
-                                             lane_connector_fid=lane.fid, left_boundary_fid=lane.left_boundary,
-                                             right_boundary_fid=lane.right_boundary,
-                                             baseline_path_fid=lane.baseline_fid))
+            d.add(
+                LaneConnectorRecord(
+                    fid=lane.fid,
+                    geometry=line,
+                    exit_lane_fid=lane.predecessors[0],
+                    entry_lane_fid=lane.successors[0],
+                    lane_group_connector_fid=lane.block,
+                    intersection_fid=lane.node,
+                    speed_limit_mps=float(lane.speed_limit),
+                    traffic_light_stop_line_fids=stop,
+                )
+            )
+            d.add(
+                LaneConnectorPolygonRecord(
+                    fid=lane.polygon_fid,
+                    geometry=_poly(lane.polygon),
+                    lane_connector_fid=lane.fid,
+                    left_boundary_fid=lane.left_boundary,
+                    right_boundary_fid=lane.right_boundary,
+                    baseline_path_fid=lane.baseline_fid,
+                )
+            )
             d.add(BaselinePathRecord(fid=lane.baseline_fid, geometry=line, lane_connector_fid=lane.fid))
     for bd in net.boundaries.values():
         d.add(BoundaryRecord(fid=bd.fid, geometry=LineString(bd.line), boundary_type_fid=bd.boundary_type))
     for j in net.junctions.values():
-        d.add(IntersectionRecord(fid=j.fid, geometry=_poly(j.polygon),
-                                 intersection_type_fid=_INTERSECTION_TYPES.get(j.control, 0)))
+        d.add(
+            IntersectionRecord(
+                fid=j.fid,
+                geometry=_poly(j.polygon),
+                intersection_type_fid=_INTERSECTION_TYPES.get(j.control, 0),
+            )
+        )
     for s in net.stop_polygons.values():
-        d.add(StopPolygonRecord(fid=s.fid, geometry=_poly(s.polygon), stop_polygon_type_fid=int(s.attrs["type"]),
-                                lane_fid=s.attrs.get("lane_fid")))
+        d.add(
+            StopPolygonRecord(
+                fid=s.fid,
+                geometry=_poly(s.polygon),
+                stop_polygon_type_fid=int(s.attrs["type"]),
+                lane_fid=s.attrs.get("lane_fid"),
+            )
+        )
     for c in net.crosswalks.values():
         jf = c.attrs.get("junction")
-        d.add(CrosswalkRecord(fid=c.fid, geometry=_poly(c.polygon), intersection_fids="" if jf is None else str(jf)))
+        d.add(
+            CrosswalkRecord(
+                fid=c.fid, geometry=_poly(c.polygon), intersection_fids="" if jf is None else str(jf)
+            )
+        )
     for w in net.walkways.values():
         d.add(WalkwayRecord(fid=w.fid, geometry=_poly(w.polygon)))
     for c in net.carparks.values():
@@ -127,10 +177,17 @@ def network_to_map_data(net: RoadNetwork) -> MapData:
             road_blocks.setdefault(b.road, []).append(b.fid)
     for r in net.road_segments.values():
         ids = road_blocks.get(r.attrs.get("road"), [])
-        d.add(RoadSegmentRecord(fid=r.fid, geometry=_poly(r.polygon), lane_group_fids=",".join(map(str, ids))))
+        d.add(
+            RoadSegmentRecord(fid=r.fid, geometry=_poly(r.polygon), lane_group_fids=",".join(map(str, ids)))
+        )
     for h in net.signal_heads.values():
-        d.add(TrafficLightRecord(fid=h.fid, geometry=Point(float(h.position[0]), float(h.position[1])),
-                                 lane_connector_fid=h.connectors[0] if h.connectors else None))
+        d.add(
+            TrafficLightRecord(
+                fid=h.fid,
+                geometry=Point(float(h.position[0]), float(h.position[1])),
+                lane_connector_fid=h.connectors[0] if h.connectors else None,
+            )
+        )
     return d
 
 

@@ -63,8 +63,10 @@ class LanePath:
         if len(kw) > 7:  # be conservative: the max curvature within ±3 vertices
             padded = np.pad(kw, 3, mode="edge")
             kw = np.lib.stride_tricks.sliding_window_view(padded, 7).max(axis=1)
-        vlim = np.minimum(seg.speed_limit, np.minimum(np.sqrt(A_LAT_MAX / np.maximum(kw, 1e-6)),
-                                                      YAW_RATE_MAX / np.maximum(kw, 1e-6)))
+        vlim = np.minimum(
+            seg.speed_limit,
+            np.minimum(np.sqrt(A_LAT_MAX / np.maximum(kw, 1e-6)), YAW_RATE_MAX / np.maximum(kw, 1e-6)),
+        )
         if self.lanes:
             # Same point as the previous lane's end: drop the duplicate vertex, keep heading continuity.
             prev = self._hd[-1]
@@ -88,7 +90,12 @@ class LanePath:
         cut = int(np.searchsorted(self._s, self.start[k], side="left"))
         self.lanes = self.lanes[k:]
         self.start = self.start[k:]
-        self._pts, self._s, self._hd, self._vlim = self._pts[cut:], self._s[cut:], self._hd[cut:], self._vlim[cut:]
+        self._pts, self._s, self._hd, self._vlim = (
+            self._pts[cut:],
+            self._s[cut:],
+            self._hd[cut:],
+            self._vlim[cut:],
+        )
 
     # ---- queries --------------------------------------------------------------------------------------------
     @property
@@ -131,8 +138,11 @@ class LanePath:
         t = (s - s0) / (s1 - s0) if s1 > s0 else 0.0
         p0, p1 = self._pts[i], self._pts[i + 1]
         h0, h1 = self._hd[i], self._hd[i + 1]
-        return (float(p0[0] + t * (p1[0] - p0[0])), float(p0[1] + t * (p1[1] - p0[1])),
-                float(h0 + t * (h1 - h0)))
+        return (
+            float(p0[0] + t * (p1[0] - p0[0])),
+            float(p0[1] + t * (p1[1] - p0[1])),
+            float(h0 + t * (h1 - h0)),
+        )
 
     def vertices(self, s0: float, s1: float, max_step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(arc lengths, points (K, 2), headings) of path vertices in [s0, s1], thinned to about ``max_step``
@@ -149,7 +159,9 @@ class LanePath:
         i1 = int(self._s.searchsorted(s1, side="right"))
         return self._s[i0:i1], self._vlim[i0:i1]
 
-    def project(self, xy: np.ndarray, s_hint: float, back: float = 15.0, ahead: float = 40.0) -> tuple[float, float]:
+    def project(
+        self, xy: np.ndarray, s_hint: float, back: float = 15.0, ahead: float = 40.0
+    ) -> tuple[float, float]:
         """(arc length, signed lateral offset, left positive) of ``xy`` near ``s_hint``."""
         i0 = max(int(np.searchsorted(self._s, s_hint - back)) - 1, 0)
         i1 = min(int(np.searchsorted(self._s, s_hint + ahead)) + 1, len(self._s) - 1)

@@ -70,20 +70,31 @@ class Placement:
 
 
 def _lanes_ok(world: World, net: RoadNetwork) -> list[int]:
-    return [lid for lid, lane in net.lanes.items() if not lane.is_connector and world.can_continue(lid)
-            and lane.length > 40.0]
+    return [
+        lid
+        for lid, lane in net.lanes.items()
+        if not lane.is_connector and world.can_continue(lid) and lane.length > 40.0
+    ]
 
 
 def _pick(rng: np.random.Generator, items: list):
     return items[int(rng.integers(len(items)))]
 
 
-def _route(world: World, lane: int, s_local: float, need: float, first_conn_block: int | None = None) -> list[int]:
+def _route(
+    world: World, lane: int, s_local: float, need: float, first_conn_block: int | None = None
+) -> list[int]:
     net = world.net
     blk = net.lanes[lane].block
     remaining_first = net.lanes[lane].length - s_local
-    return find_route(net, blk, need + (net.lanes[lane].length - remaining_first), world.rng,
-                      first_connector=first_conn_block, dead_ends=world._dead_ends)
+    return find_route(
+        net,
+        blk,
+        need + (net.lanes[lane].length - remaining_first),
+        world.rng,
+        first_connector=first_conn_block,
+        dead_ends=world._dead_ends,
+    )
 
 
 def place(world: World, kind: str, need: float) -> Placement:
@@ -215,8 +226,19 @@ def spawn_ego(world: World, p: Placement) -> Vehicle:
         p.s_local = min(p.s_local, net.lanes[p.lane].length - 5.0)
         route = plan_lanes(net, p.route_blocks, p.lane)
     ego_path = LanePath(net, [p.lane], s0=0.0)
-    ego = Vehicle(id=world.new_id(), token=world.token(), length=EGO_LENGTH, width=EGO_WIDTH, height=EGO_HEIGHT,
-                  path=ego_path, s=p.s_local, v=p.v0, driving=EGO_DRIVING, rear_to_center=0.0, is_ego=True)
+    ego = Vehicle(
+        id=world.new_id(),
+        token=world.token(),
+        length=EGO_LENGTH,
+        width=EGO_WIDTH,
+        height=EGO_HEIGHT,
+        path=ego_path,
+        s=p.s_local,
+        v=p.v0,
+        driving=EGO_DRIVING,
+        rear_to_center=0.0,
+        is_ego=True,
+    )
     # The expert steers its box centre along the lane centre (a car's front corner would otherwise swing
     # over the lane edge in tight turns); the log records the rear axle, EGO_REAR_TO_CENTER behind it.
     world.vehicles[ego.id] = ego
@@ -257,16 +279,26 @@ def _free(world: World, x: float, y: float, radius: float) -> bool:
     return True
 
 
-def add_traffic_vehicle(world: World, lane: int, s_local: float, speed_fraction: float,
-                        driving: Driving | None = None) -> Vehicle | None:
+def add_traffic_vehicle(
+    world: World, lane: int, s_local: float, speed_fraction: float, driving: Driving | None = None
+) -> Vehicle | None:
     """A traffic vehicle on ``lane`` at ``s_local`` if there is room; None otherwise."""
     net, rng = world.net, world.rng
     ln = net.lanes[lane]
     highway = ln.speed_limit > 20.0
     length, width, height = _vehicle_type(rng, highway)
     path = LanePath(net, [lane])
-    veh = Vehicle(id=-1, token="", length=length, width=width, height=height, path=path, s=s_local,
-                  v=0.0, driving=driving or _traffic_driving(rng))
+    veh = Vehicle(
+        id=-1,
+        token="",
+        length=length,
+        width=width,
+        height=height,
+        path=path,
+        s=s_local,
+        v=0.0,
+        driving=driving or _traffic_driving(rng),
+    )
     veh.update_pose()
     c = veh.center()
     if not _free(world, c[0], c[1], 0.5 * length + 6.0):
@@ -296,16 +328,25 @@ def _room_behind(world: World, veh: Vehicle) -> bool:
         if math.cos(ov.heading - veh.heading) < 0.7:
             continue
         gap = along - 0.5 * (veh.length + ov.length)
-        need = ov.driving.s0 + ov.v * ov.driving.headway + max(0.0, ov.v**2 - veh.v**2) / (2.0 * ov.driving.b_comf)
+        need = (
+            ov.driving.s0
+            + ov.v * ov.driving.headway
+            + max(0.0, ov.v**2 - veh.v**2) / (2.0 * ov.driving.b_comf)
+        )
         if gap < need:
             return False
     return True
 
 
 def _traffic_driving(rng: np.random.Generator) -> Driving:
-    return Driving(a_max=float(rng.uniform(1.2, 2.0)), b_comf=float(rng.uniform(1.8, 2.5)),
-                   headway=float(rng.uniform(1.1, 1.7)), s0=float(rng.uniform(2.0, 3.0)),
-                   speed_factor=float(rng.uniform(0.85, 1.05)), yellow_decel=float(rng.uniform(2.8, 4.0)))
+    return Driving(
+        a_max=float(rng.uniform(1.2, 2.0)),
+        b_comf=float(rng.uniform(1.8, 2.5)),
+        headway=float(rng.uniform(1.1, 1.7)),
+        s0=float(rng.uniform(2.0, 3.0)),
+        speed_factor=float(rng.uniform(0.85, 1.05)),
+        yellow_decel=float(rng.uniform(2.8, 4.0)),
+    )
 
 
 def _gap_ahead(world: World, veh: Vehicle, reach: float) -> float:
@@ -323,7 +364,9 @@ def _gap_ahead(world: World, veh: Vehicle, reach: float) -> float:
     return best
 
 
-def lane_spans_near(world: World, center: np.ndarray, radius: float, inner: float = 0.0) -> list[tuple[int, float, float]]:
+def lane_spans_near(
+    world: World, center: np.ndarray, radius: float, inner: float = 0.0
+) -> list[tuple[int, float, float]]:
     """(lane, s start, s end) of the stretches of drivable lanes (not connectors, no dead end) that lie
     between ``inner`` and ``radius`` metres of ``center``, keeping 4 m from the lane start and 12 m from its end."""
     net = world.net
@@ -346,8 +389,14 @@ def lane_spans_near(world: World, center: np.ndarray, radius: float, inner: floa
     return out
 
 
-def spawn_traffic(world: World, center: np.ndarray, radius: float, density: float, avoid: list[tuple[int, float, float]],
-                  n_min: int = 0) -> int:
+def spawn_traffic(
+    world: World,
+    center: np.ndarray,
+    radius: float,
+    density: float,
+    avoid: list[tuple[int, float, float]],
+    n_min: int = 0,
+) -> int:
     """Vehicles on lanes near ``center``: about ``density`` per 100 m of lane; ``avoid`` = (lane, s0, s1) kept free."""
     rng = world.rng
     spans = lane_spans_near(world, center, radius)
@@ -379,7 +428,9 @@ def _lead_vehicle(world: World, ego: Vehicle) -> None:
         return
     veh = add_traffic_vehicle(world, lane, s_lead, 0.6)
     if veh is not None:
-        veh.driving = Driving(a_max=1.0, b_comf=2.0, headway=1.3, speed_factor=float(world.rng.uniform(0.55, 0.75)))
+        veh.driving = Driving(
+            a_max=1.0, b_comf=2.0, headway=1.3, speed_factor=float(world.rng.uniform(0.55, 0.75))
+        )
 
 
 def _cut_in_vehicle(world: World, ego: Vehicle) -> None:
@@ -411,8 +462,17 @@ def _parked_intruder(world: World, ego: Vehicle) -> None:
     x = p[0] - math.sin(p[2]) * lateral
     y = p[1] + math.cos(p[2]) * lateral
     sid = world.new_id()
-    world.statics[sid] = StaticObject(sid, world.token(), "vehicle", float(x), float(y),
-                                      float(p[2] + world.rng.uniform(-0.05, 0.05)), length, width, 1.6)
+    world.statics[sid] = StaticObject(
+        sid,
+        world.token(),
+        "vehicle",
+        float(x),
+        float(y),
+        float(p[2] + world.rng.uniform(-0.05, 0.05)),
+        length,
+        width,
+        1.6,
+    )
 
 
 def _lane_closure(world: World, ego: Vehicle) -> None:
@@ -434,14 +494,24 @@ def _lane_closure(world: World, ego: Vehicle) -> None:
     _static_at(world, path, s_start - 8.0, -0.5 * ln.width + 0.5, "czone_sign", 0.7, 0.6, 1.6)
 
 
-def _static_at(world: World, path: LanePath, s: float, lat: float, name: str, length: float, width: float,
-               height: float, yaw: float = 0.0) -> None:
+def _static_at(
+    world: World,
+    path: LanePath,
+    s: float,
+    lat: float,
+    name: str,
+    length: float,
+    width: float,
+    height: float,
+    yaw: float = 0.0,
+) -> None:
     p = path.pose(s)
     x = p[0] - math.sin(p[2]) * lat
     y = p[1] + math.cos(p[2]) * lat
     sid = world.new_id()
-    world.statics[sid] = StaticObject(sid, world.token(), name, float(x), float(y), float(p[2] + yaw), length,
-                                      width, height)
+    world.statics[sid] = StaticObject(
+        sid, world.token(), name, float(x), float(y), float(p[2] + yaw), length, width, height
+    )
 
 
 def place_parked_cars(world: World, center: np.ndarray, radius: float, fill: float) -> None:
@@ -454,16 +524,27 @@ def place_parked_cars(world: World, center: np.ndarray, radius: float, fill: flo
             continue
         sid = world.new_id()
         length = float(rng.uniform(4.3, 4.9))
-        world.statics[sid] = StaticObject(sid, world.token(), "vehicle", spot.x, spot.y,
-                                          spot.heading + float(rng.uniform(-0.04, 0.04)) + (math.pi if rng.random() < 0.5 else 0.0),
-                                          min(length, spot.length + 0.2), 1.85, float(rng.uniform(1.45, 1.8)))
+        world.statics[sid] = StaticObject(
+            sid,
+            world.token(),
+            "vehicle",
+            spot.x,
+            spot.y,
+            spot.heading + float(rng.uniform(-0.04, 0.04)) + (math.pi if rng.random() < 0.5 else 0.0),
+            min(length, spot.length + 0.2),
+            1.85,
+            float(rng.uniform(1.45, 1.8)),
+        )
 
 
 def spawn_pedestrians(world: World, center: np.ndarray, radius: float, rate: float) -> None:
     """Pedestrians on sidewalks near ``center``: about ``rate`` per 100 m of sidewalk; some stand still."""
     net, rng = world.net, world.rng
-    edges = [e for e in net.ped_edges.values() if e.crosswalk is None and e.length > 3.0
-             and np.min(np.hypot(*(e.points - center).T)) < radius]
+    edges = [
+        e
+        for e in net.ped_edges.values()
+        if e.crosswalk is None and e.length > 3.0 and np.min(np.hypot(*(e.points - center).T)) < radius
+    ]
     if not edges:
         return
     total = sum(e.length for e in edges)
@@ -472,13 +553,18 @@ def spawn_pedestrians(world: World, center: np.ndarray, radius: float, rate: flo
     while target > 0 and tries < target * 5:
         tries += 1
         e = edges[int(rng.integers(len(edges)))]
-        ped = Pedestrian(id=world.new_id(), token=world.token(), edge=e.id, u=float(rng.uniform(0.5, e.length - 0.5)),
-                         direction=1 if rng.random() < 0.5 else -1, v_des=float(rng.uniform(1.0, 1.55)),
-                         stand_still=bool(rng.random() < 0.12))
+        ped = Pedestrian(
+            id=world.new_id(),
+            token=world.token(),
+            edge=e.id,
+            u=float(rng.uniform(0.5, e.length - 0.5)),
+            direction=1 if rng.random() < 0.5 else -1,
+            v_des=float(rng.uniform(1.0, 1.55)),
+            stand_still=bool(rng.random() < 0.12),
+        )
         ped.v = 0.0 if ped.stand_still else ped.v_des
         ped_pose(net, ped)
         if not _free(world, ped.x, ped.y, 1.4):
             continue
         world.peds[ped.id] = ped
         target -= 1
-

@@ -58,8 +58,17 @@ def _stable(text: str) -> int:
 
 
 # ---- grid town --------------------------------------------------------------------------------------------------
-def _grid(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int = 5, spacing=(115.0, 150.0),
-          n_arterials: int = 2, ring_lanes: int = 2, all_way_stops: bool = True, carpark: bool = False) -> None:
+def _grid(
+    b: NetworkBuilder,
+    rng: np.random.Generator,
+    nx: int = 5,
+    ny: int = 5,
+    spacing=(115.0, 150.0),
+    n_arterials: int = 2,
+    ring_lanes: int = 2,
+    all_way_stops: bool = True,
+    carpark: bool = False,
+) -> None:
     """A rectangular grid of streets inside a ring road with rounded corners.
 
     Interior crossings are signalised (all-way stops where two local streets meet); lines meeting the ring
@@ -69,8 +78,12 @@ def _grid(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int = 5,
     ys = np.concatenate([[0.0], np.cumsum(rng.uniform(*spacing, size=ny - 1))])
     interior_cols = list(range(1, nx - 1))
     interior_rows = list(range(1, ny - 1))
-    art_cols = set(rng.choice(interior_cols, size=min(n_arterials, len(interior_cols)), replace=False).tolist())
-    art_rows = set(rng.choice(interior_rows, size=min(n_arterials, len(interior_rows)), replace=False).tolist())
+    art_cols = set(
+        rng.choice(interior_cols, size=min(n_arterials, len(interior_cols)), replace=False).tolist()
+    )
+    art_rows = set(
+        rng.choice(interior_rows, size=min(n_arterials, len(interior_rows)), replace=False).tolist()
+    )
     corners = {(0, 0), (nx - 1, 0), (0, ny - 1), (nx - 1, ny - 1)}
     node: dict[tuple[int, int], int] = {}
     for i in range(nx):
@@ -158,8 +171,11 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
     road; edges are bent through an offset mid-point so streets curve.
     """
     spacing = 175.0
-    pos = {(i, j): np.array([i * spacing + rng.uniform(-22, 22), j * spacing + rng.uniform(-22, 22)])
-           for i in range(nx) for j in range(ny)}
+    pos = {
+        (i, j): np.array([i * spacing + rng.uniform(-22, 22), j * spacing + rng.uniform(-22, 22)])
+        for i in range(nx)
+        for j in range(ny)
+    }
     edges = [((i, j), (i + 1, j)) for i in range(nx - 1) for j in range(ny)]
     edges += [((i, j), (i, j + 1)) for i in range(nx) for j in range(ny - 1)]
     boundary = [e for e in edges if _on_border(e, nx, ny)]
@@ -175,7 +191,11 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
     nodes: dict[tuple[int, int], int] = {}
     for p, d in deg.items():
         if d >= 3:
-            control = (SIGNAL if rng.random() < 0.5 else STOP) if d == 4 else (STOP if rng.random() < 0.6 else PRIORITY)
+            control = (
+                (SIGNAL if rng.random() < 0.5 else STOP)
+                if d == 4
+                else (STOP if rng.random() < 0.6 else PRIORITY)
+            )
             nodes[p] = b.node(*pos[p], control=control, margin=13.0, crosswalks=d == 4)
     # Roads: chains of lattice edges between junction nodes (degree-2 lattice points become bends).
     adjacency: dict[tuple[int, int], list[tuple[int, int]]] = {p: [] for p in pos}
@@ -210,8 +230,12 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
             collector = len(chain) > 2 and rng.random() < 0.5
             lanes = (2, 2) if collector else (1, 1)
             speed = ARTERIAL if collector else LOCAL
-            straight_border = (not carpark_done and len(chain) == 2 and _on_border((chain[0], chain[1]), nx, ny)
-                               and chain[0][1] == chain[1][1] == 0)
+            straight_border = (
+                not carpark_done
+                and len(chain) == 2
+                and _on_border((chain[0], chain[1]), nx, ny)
+                and chain[0][1] == chain[1][1] == 0
+            )
             if straight_border:
                 # Car park south of a straight bottom street, via a stop-controlled T-junction.
                 pa, pc = pos[chain[0]], pos[chain[1]]
@@ -227,10 +251,18 @@ def _suburban(b: NetworkBuilder, rng: np.random.Generator, nx: int = 5, ny: int 
                 b.carpark(aisle)
                 carpark_done = True
                 continue
-            b.road(nodes[chain[0]], nodes[chain[-1]], via=via, lanes=lanes, width=3.7, speed=speed, radius=55.0,
-                   parking=(rng.random() < 0.3, False))
+            b.road(
+                nodes[chain[0]],
+                nodes[chain[-1]],
+                via=via,
+                lanes=lanes,
+                width=3.7,
+                speed=speed,
+                radius=55.0,
+                parking=(rng.random() < 0.3, False),
+            )
     # Houses along the streets.
-    for (a, c) in sorted(keep):
+    for a, c in sorted(keep):
         pa, pc = pos[a], pos[c]
         d = pc - pa
         L = float(np.hypot(*d))
@@ -281,27 +313,82 @@ def _highway(b: NetworkBuilder, rng: np.random.Generator) -> None:
         n2 = b.node(x2 - R_OFF, y0 + sgn * D, control=PRIORITY, margin=10.0)
         far = y0 + sgn * (D + 130.0)
         loop_a = b.road(n1, n2, speed=LOCAL, width=3.6, radius=45.0)
-        loop_b = b.road(n2, n1, via=[(x2 + 110.0, y0 + sgn * D), (x2 + 110.0, far), (x1 - 110.0, far),
-                                     (x1 - 110.0, y0 + sgn * D)], speed=LOCAL, width=3.6, radius=45.0)
+        loop_b = b.road(
+            n2,
+            n1,
+            via=[
+                (x2 + 110.0, y0 + sgn * D),
+                (x2 + 110.0, far),
+                (x1 - 110.0, far),
+                (x1 - 110.0, y0 + sgn * D),
+            ],
+            speed=LOCAL,
+            width=3.6,
+            radius=45.0,
+        )
         b.set_major(n1, (loop_a, loop_b))
         b.set_major(n2, (loop_a, loop_b))
         yv = y0 + sgn * R_OFF * tan20
         if sgn < 0:
             # bottom: eastbound leaves at b1 (off-ramp to n1) and joins at b2 (on-ramp from n2)
-            b.road(m_a, n1, via=[(x1 + R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
-                   sidewalks=(False, False))
-            b.road(n2, m_b, via=[(x2 - R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
-                   sidewalks=(False, False))
+            b.road(
+                m_a,
+                n1,
+                via=[(x1 + R_OFF, yv)],
+                lanes=(1, 0),
+                width=5.0,
+                speed=RAMP,
+                radius=60.0,
+                kerb_extra=0.0,
+                sidewalks=(False, False),
+            )
+            b.road(
+                n2,
+                m_b,
+                via=[(x2 - R_OFF, yv)],
+                lanes=(1, 0),
+                width=5.0,
+                speed=RAMP,
+                radius=60.0,
+                kerb_extra=0.0,
+                sidewalks=(False, False),
+            )
         else:
             # top straight runs westbound on its north side: leaves at t1 (east), joins at t2 (west)
-            b.road(m_b, n2, via=[(x2 - R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
-                   sidewalks=(False, False))
-            b.road(n1, m_a, via=[(x1 + R_OFF, yv)], lanes=(1, 0), width=5.0, speed=RAMP, radius=60.0, kerb_extra=0.0,
-                   sidewalks=(False, False))
+            b.road(
+                m_b,
+                n2,
+                via=[(x2 - R_OFF, yv)],
+                lanes=(1, 0),
+                width=5.0,
+                speed=RAMP,
+                radius=60.0,
+                kerb_extra=0.0,
+                sidewalks=(False, False),
+            )
+            b.road(
+                n1,
+                m_a,
+                via=[(x1 + R_OFF, yv)],
+                lanes=(1, 0),
+                width=5.0,
+                speed=RAMP,
+                radius=60.0,
+                kerb_extra=0.0,
+                sidewalks=(False, False),
+            )
     for yc in (-D - 65.0, H + D + 65.0):
         for xc in np.arange(x1 - 40.0, x2 + 60.0, 45.0):
             if rng.random() < 0.5:
                 w, dpt = rng.uniform(18, 30), rng.uniform(20, 40)
-                b.building(np.array([[xc - w / 2, yc - dpt / 2], [xc + w / 2, yc - dpt / 2],
-                                     [xc + w / 2, yc + dpt / 2], [xc - w / 2, yc + dpt / 2]]),
-                           float(rng.uniform(6.0, 14.0)))
+                b.building(
+                    np.array(
+                        [
+                            [xc - w / 2, yc - dpt / 2],
+                            [xc + w / 2, yc - dpt / 2],
+                            [xc + w / 2, yc + dpt / 2],
+                            [xc - w / 2, yc + dpt / 2],
+                        ]
+                    ),
+                    float(rng.uniform(6.0, 14.0)),
+                )

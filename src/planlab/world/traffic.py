@@ -48,7 +48,9 @@ class Obstacles:
     owner: list  # ("veh", id) | ("ped", id) | ("static", id)
 
 
-def idm_accel(v: float, v0: float, gap: float, dv: float, d: Driving, s0: float, headway: float | None = None) -> float:
+def idm_accel(
+    v: float, v0: float, gap: float, dv: float, d: Driving, s0: float, headway: float | None = None
+) -> float:
     """Intelligent Driver Model acceleration for a leader ``gap`` metres ahead closing at ``dv`` m/s.
 
     Stop lines use a short ``headway`` so vehicles brake to a halt instead of creeping up to the line.
@@ -162,8 +164,17 @@ class World:
             st.append(True)
             owner.append(("static", so.id))
         a = np.asarray
-        self.obstacles = Obstacles(a(cx, float), a(cy, float), a(h, float), a(hl, float), a(hw, float),
-                                   a(vx, float), a(vy, float), a(st, bool), owner)
+        self.obstacles = Obstacles(
+            a(cx, float),
+            a(cy, float),
+            a(h, float),
+            a(hl, float),
+            a(hw, float),
+            a(vx, float),
+            a(vy, float),
+            a(st, bool),
+            owner,
+        )
 
     # ---- the step --------------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -378,9 +389,12 @@ class World:
             for cid, start, stop in self._upcoming_connectors(veh, reach):
                 if cid in veh.committed:
                     # a claim made on green is reconsidered when the light changes before entering
-                    if (front < start and self.signals.is_signalised(cid)
-                            and self.signals.connector_state(cid, self.t) != GREEN
-                            and not self._go_on_yellow(veh, cid, stop - front, start - front)):
+                    if (
+                        front < start
+                        and self.signals.is_signalised(cid)
+                        and self.signals.connector_state(cid, self.t) != GREEN
+                        and not self._go_on_yellow(veh, cid, stop - front, start - front)
+                    ):
                         self._uncommit(veh, cid)
                         cons[veh.id].append((stop - front, 0.0, 0.3))
                         break
@@ -515,7 +529,9 @@ class World:
             else:
                 need = veh.v * veh.v / (2.0 * d_stop) if d_stop > 0.1 else float("inf")
             in_time = d_entry / max(veh.v, 0.1) < rem - 0.3
-            veh.yellow_go[cid] = bool((need > veh.driving.yellow_decel and in_time) or need > veh.driving.b_max)
+            veh.yellow_go[cid] = bool(
+                (need > veh.driving.yellow_decel and in_time) or need > veh.driving.b_max
+            )
         return veh.yellow_go[cid]
 
     def _may_enter(self, veh: Vehicle, cid: int, d_stop: float, d_entry: float, approach: dict) -> bool:
@@ -523,7 +539,9 @@ class World:
         t = self.t
         # Traffic light.
         if self.signals.is_signalised(cid):
-            if self.signals.connector_state(cid, t) != GREEN and not self._go_on_yellow(veh, cid, d_stop, d_entry):
+            if self.signals.connector_state(cid, t) != GREEN and not self._go_on_yellow(
+                veh, cid, d_stop, d_entry
+            ):
                 return self._deny(veh, "light")
         # Stop sign: a full stop at the line first.
         if c.must_stop:
@@ -558,8 +576,10 @@ class World:
                 if ov.id == veh.id:
                     continue
                 ow = ov.script.get("wait", {}).get(other, 0.0)
-                if my_wait > 4.0 and my_wait > ow and (
-                    ov.v < 0.3 or od > ov.v * ov.v / (2.0 * ov.driving.b_comf) + 2.0
+                if (
+                    my_wait > 4.0
+                    and my_wait > ow
+                    and (ov.v < 0.3 or od > ov.v * ov.v / (2.0 * ov.driving.b_comf) + 2.0)
                 ):
                     continue  # it stands or can still stop for us, and we have waited longer: courtesy
                 if self.signals.is_signalised(other):
@@ -637,8 +657,9 @@ class World:
             blocks = set(edge.road_side_blocks)
             t_need = edge.length / max(speed, 0.8) + 2.0
             for k, phase in enumerate(j.phases):
-                if blocks & set(phase) and (plan.state(k, self.t) != RED
-                                            or plan.time_until_green(k, self.t) < t_need):
+                if blocks & set(phase) and (
+                    plan.state(k, self.t) != RED or plan.time_until_green(k, self.t) < t_need
+                ):
                     return False
         centroid = self.net.crosswalks[cw].polygon.centroid
         for veh in self.vehicles.values():
@@ -679,10 +700,14 @@ class World:
             leader = veh.script.get("leader")
             gap = veh.script.get("leader_gap", 1e9)
             blocked_static = leader is not None and leader[0] == "static" and gap < 40.0
-            slow_leader = (leader is not None and leader[0] == "veh" and gap < 25.0
-                           and self.vehicles.get(leader[1]) is not None
-                           and self.vehicles[leader[1]].v < 0.6 * self.desired_speed(veh)
-                           and not self.vehicles[leader[1]].is_ego)
+            slow_leader = (
+                leader is not None
+                and leader[0] == "veh"
+                and gap < 25.0
+                and self.vehicles.get(leader[1]) is not None
+                and self.vehicles[leader[1]].v < 0.6 * self.desired_speed(veh)
+                and not self.vehicles[leader[1]].is_ego
+            )
             if blocked_static or (slow_leader and self.rng.random() < 0.02):
                 for nb in _neighbours(self.net, lane_id):
                     if self.can_continue(nb) and self._lc_gap_ok(veh, nb):
@@ -737,12 +762,14 @@ class World:
                 return False
         return True
 
-    def change_lane(self, veh: Vehicle, target: int, distance: float | None = None,
-                    continuation: list[int] | None = None) -> None:
+    def change_lane(
+        self, veh: Vehicle, target: int, distance: float | None = None, continuation: list[int] | None = None
+    ) -> None:
         """Start a lane change onto ``target`` (an adjacent lane): new path, smooth lateral offset to 0."""
         new = LanePath(self.net, [target])
-        s_t, d_t = new.project(np.array([veh.x, veh.y]), self.net.lanes[target].length / 2.0,
-                               back=1e4, ahead=1e4)
+        s_t, d_t = new.project(
+            np.array([veh.x, veh.y]), self.net.lanes[target].length / 2.0, back=1e4, ahead=1e4
+        )
         # keep the absolute arc length continuous for the vehicle's bookkeeping
         shift = veh.s - s_t
         new = LanePath(self.net, [target], s0=shift)
@@ -812,23 +839,37 @@ class World:
                 self.cw_occupied.get(ped.crossing, set()).discard(ped.id)
                 ped.crossing = None
 
-    def _ped_step_ok(self, ped: Pedestrian, v: float, peds: list[Pedestrian], statics: list, side: float | None = None) -> bool:
+    def _ped_step_ok(
+        self, ped: Pedestrian, v: float, peds: list[Pedestrian], statics: list, side: float | None = None
+    ) -> bool:
         """Whether one step at speed ``v`` (with lateral offset ``side``) keeps 0.9 m from every pedestrian
         and 0.5 m from every static object."""
-        probe = Pedestrian(id=ped.id, token="", edge=ped.edge, u=min(ped.u + v * DT, self.net.ped_edges[ped.edge].length),
-                           direction=ped.direction, v_des=0.0, side=ped.side if side is None else side)
+        probe = Pedestrian(
+            id=ped.id,
+            token="",
+            edge=ped.edge,
+            u=min(ped.u + v * DT, self.net.ped_edges[ped.edge].length),
+            direction=ped.direction,
+            v_des=0.0,
+            side=ped.side if side is None else side,
+        )
         ped_pose(self.net, probe)
         for other in peds:
             if other.id != ped.id and math.hypot(other.x - probe.x, other.y - probe.y) < 0.9:
                 # moving away from someone already too close is allowed
-                if math.hypot(other.x - probe.x, other.y - probe.y) < math.hypot(other.x - ped.x, other.y - ped.y):
+                if math.hypot(other.x - probe.x, other.y - probe.y) < math.hypot(
+                    other.x - ped.x, other.y - ped.y
+                ):
                     return False
         for so in statics:
             dx, dy = probe.x - so.x, probe.y - so.y
             if abs(dx) > 8.0 or abs(dy) > 8.0:
                 continue
             c, s_ = math.cos(so.heading), math.sin(so.heading)
-            if abs(dx * c + dy * s_) < 0.5 * so.length + 0.5 and abs(-dx * s_ + dy * c) < 0.5 * so.width + 0.5:
+            if (
+                abs(dx * c + dy * s_) < 0.5 * so.length + 0.5
+                and abs(-dx * s_ + dy * c) < 0.5 * so.width + 0.5
+            ):
                 return False
         return True
 
@@ -843,8 +884,9 @@ class World:
             nxt = int(options[int(self.rng.integers(len(options)))])
         ne = net.ped_edges[nxt]
         # someone standing where we would step onto the next path: wait for them to move on
-        entry = Pedestrian(id=-1, token="", edge=nxt, u=0.0, direction=1 if ne.a == node else -1, v_des=0.0,
-                           side=ped.side)
+        entry = Pedestrian(
+            id=-1, token="", edge=nxt, u=0.0, direction=1 if ne.a == node else -1, v_des=0.0, side=ped.side
+        )
         ped_pose(net, entry)
         for other in self.peds.values():
             if other.id != ped.id and math.hypot(other.x - entry.x, other.y - entry.y) < 1.1:
@@ -902,7 +944,9 @@ def _merge_gates(net: RoadNetwork) -> dict[int, tuple[float, int, float]]:
     for cid, c in net.lanes.items():
         if c.turn != "merge":
             continue
-        mains = [o for o in net.lanes[c.successors[0]].predecessors if o != cid and net.lanes[o].turn != "merge"]
+        mains = [
+            o for o in net.lanes[c.successors[0]].predecessors if o != cid and net.lanes[o].turn != "merge"
+        ]
         if not mains:
             continue
         main = net.lanes[mains[0]]
@@ -983,4 +1027,3 @@ def _lane_crosswalks(net: RoadNetwork) -> dict[int, list[tuple[int, float, float
             proj = [line.project(shapely.Point(c)) for c in coords]
             out.setdefault(lid, []).append((ids[int(k)], float(min(proj)), float(max(proj))))
     return out
-
