@@ -739,8 +739,16 @@ class NetworkBuilder:
                 a, b = lanes[ci], lanes[ck]
                 if a.predecessors[0] == b.predecessors[0]:
                     continue
-                same_exit = a.successors[0] == b.successors[0]
-                if same_exit or polys[i].intersection(polys[int(k)]).area > 0.3:
+                out_a, out_b = lanes[a.successors[0]], lanes[b.successors[0]]
+                same_exit = out_a.fid == out_b.fid
+                # two approaches filling neighbouring lanes of one road side by side (a right turn next to
+                # a straight or a left turn) squeeze each other: one goes first
+                side_by_side = (
+                    out_a.block == out_b.block
+                    and abs(out_a.index - out_b.index) == 1
+                    and lanes[a.predecessors[0]].block != lanes[b.predecessors[0]].block
+                )
+                if same_exit or side_by_side or polys[i].intersection(polys[int(k)]).area > 0.3:
                     j.conflicts[ci].add(ck)
                     j.conflicts[ck].add(ci)
         # Stop polygons, crosswalks and signal heads per incoming arm.
