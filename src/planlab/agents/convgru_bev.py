@@ -170,7 +170,10 @@ class ConvGRUBEVAgent(PerceptionMetricsMixin, TorchAgent):
             )
         if self.occupancy is not None:
             occ = occupancy_target(targets["bev_semantic_map"])
-            losses["occupancy"] = F.binary_cross_entropy_with_logits(predictions["occupancy"], occ)
+            pos_weight = torch.tensor(cfg.occupancy_pos_weight, device=occ.device, dtype=occ.dtype)
+            losses["occupancy"] = F.binary_cross_entropy_with_logits(
+                predictions["occupancy"], occ, pos_weight=pos_weight
+            )
         if self.forecast is not None:
             fc, inside = self._forecast_at_agents(predictions, targets)
             disp = targets["agent_future"] - targets["agent_states"][..., None, :2]

@@ -101,6 +101,9 @@ class ConvGRUBEVConfig:
     heads: list[str] = field(default_factory=lambda: list(CONVGRU_HEADS))
     semantic_pixel_size: float = 1.0  # [m] BEV semantic / occupancy target cells over the LiDAR square
     semantic_loss: str = "bce_dice"
+    # BCE weight of occupied cells: objects cover well under 1 % of the cells, and unweighted BCE then keeps
+    # every cell below 0.5 (a head that never calls a cell occupied)
+    occupancy_pos_weight: float = 5.0
     max_agents: int = 30
     detection_top_k: int = 30
     forecast_modes: int = 3
@@ -139,6 +142,8 @@ class ConvGRUBEVConfig:
         cells = 2 * self.lidar.range_m / self.semantic_pixel_size if self.semantic_pixel_size > 0 else 0.5
         if abs(cells - round(cells)) > 1e-6:
             raise ConfigError(f"{prefix}.semantic_pixel_size must divide 2·lidar.range_m")
+        if self.occupancy_pos_weight <= 0:
+            raise ConfigError(f"{prefix}.occupancy_pos_weight must be > 0, got {self.occupancy_pos_weight}")
         if (
             self.max_agents < 1
             or self.detection_top_k < 1
