@@ -5,6 +5,11 @@ frame with ``height × width`` cells. Row 0 is the farthest ahead, column 0 the 
 ``planlab.features.lidar`` (LiDAR histogram, ±32 m, ego at the centre) and of
 ``planlab.features.perception`` (BEV semantics, ``x_min`` 0 for TransFuser's forward half).
 
+Where the ego sits: the rear axle is the metric origin (x = y = 0). On the square LiDAR grid (±range) it is
+the centre point, the corner shared by cells (S/2 − 1, S/2 − 1) and (S/2, S/2); on TransFuser's forward half
+(x ∈ [0, range]) it is the middle of the bottom edge. Rows run from +x (top) to −x, columns from +y (left)
+to −y: x forward is "up", y left is "left".
+
 - metres → continuous pixel position (edges at integers, cell centres at ``i + 0.5``):
   ``row = (x_max − x) / res_x``, ``col = (y_max − y) / res_y``; the integer cell is ``floor`` of that.
 - metres → normalised ``grid_sample`` units with ``align_corners=False`` (−1 = outer edge of the first cell,
