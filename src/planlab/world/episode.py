@@ -29,6 +29,7 @@ from planlab.world.traffic import DT, World
 
 STEPS_PER_FRAME = 5  # 10 Hz simulation, 2 Hz log
 SPAWN_RADIUS = 150.0  # m: traffic is kept alive within this distance of the ego
+PED_RADIUS = 120.0  # m: pedestrians are kept within this distance of the ego
 DESPAWN_RADIUS = 200.0
 
 
@@ -118,7 +119,7 @@ def _run(world: World, spec: EpisodeSpec, placement, ego, duration: float, kind:
     place_parked_cars(world, center, SPAWN_RADIUS, spec.parked_fill)
     world.refresh()
     spawn_traffic(world, center, SPAWN_RADIUS, spec.traffic_density, ahead_free)
-    spawn_pedestrians(world, center, 120.0, spec.pedestrian_rate)
+    spawn_pedestrians(world, center, PED_RADIUS, spec.pedestrian_rate)
     world.refresh()
     steps: list[StepState] = []
     entered: list[tuple[float, int, str]] = []
@@ -214,6 +215,15 @@ def driving_command(ego, rear_pose: np.ndarray) -> int:
     return 1
 
 
+def _ped_target(world: World, c: np.ndarray, rate: float) -> int:
+    """How many pedestrians ``rate`` asks for on the pavements within PED_RADIUS of ``c``."""
+    total = 0.0
+    for e in world.net.ped_edges.values():
+        if e.crosswalk is None and np.min(np.hypot(*(e.points - c).T)) < PED_RADIUS:
+            total += e.length
+    return int(round(rate * total / 100.0))
+
+
 def _maintain_traffic(world: World, spec: EpisodeSpec) -> None:
     """Keep the traffic around the ego: drop far vehicles, add new ones out of sight (every two seconds)."""
     ego = world.ego
@@ -228,6 +238,15 @@ def _maintain_traffic(world: World, spec: EpisodeSpec) -> None:
                 if holders:
                     holders.discard(vid)
             del world.vehicles[vid]
+    # pedestrians too: those left far behind go, new ones appear on pavements ahead and around, out of sight
+    for pid in list(world.peds):
+        ped = world.peds[pid]
+        if ped.crossing is None and math.hypot(ped.x - c[0], ped.y - c[1]) > PED_RADIUS + 40.0:
+            del world.peds[pid]
+    inside = sum(1 for p in world.peds.values() if math.hypot(p.x - c[0], p.y - c[1]) < PED_RADIUS)
+    target_peds = _ped_target(world, c, spec.pedestrian_rate)
+    if inside < target_peds:
+        spawn_pedestrians(world, c, PED_RADIUS, spec.pedestrian_rate, inner=105.0, limit=target_peds - inside)
     rng = world.rng
     spans = lane_spans_near(world, c, SPAWN_RADIUS)
     if not spans:

@@ -537,25 +537,32 @@ def place_parked_cars(world: World, center: np.ndarray, radius: float, fill: flo
         )
 
 
-def spawn_pedestrians(world: World, center: np.ndarray, radius: float, rate: float) -> None:
-    """Pedestrians on sidewalks near ``center``: about ``rate`` per 100 m of sidewalk; some stand still."""
+def spawn_pedestrians(
+    world: World, center: np.ndarray, radius: float, rate: float, inner: float = 0.0, limit: int | None = None
+) -> int:
+    """Pedestrians on sidewalks between ``inner`` and ``radius`` metres of ``center``: about ``rate`` per 100 m
+    of sidewalk (at most ``limit``); some stand still. Returns how many were placed."""
     net, rng = world.net, world.rng
-    edges = [
-        e
-        for e in net.ped_edges.values()
-        if e.crosswalk is None and e.length > 3.0 and np.min(np.hypot(*(e.points - center).T)) < radius
-    ]
+    edges = []
+    for e in net.ped_edges.values():
+        if e.crosswalk is not None or e.length <= 3.0:
+            continue
+        d = np.hypot(*(e.points - center).T)
+        if d.min() < radius and d.max() >= inner:
+            edges.append(e)
     if not edges:
-        return
+        return 0
     total = sum(e.length for e in edges)
     target = int(round(rate * total / 100.0))
-    tries = 0
-    while target > 0 and tries < target * 5:
+    if limit is not None:
+        target = min(target, limit)
+    placed = tries = 0
+    while placed < target and tries < target * 5:
         tries += 1
         e = edges[int(rng.integers(len(edges)))]
         ped = Pedestrian(
-            id=world.new_id(),
-            token=world.token(),
+            id=-1,
+            token="",
             edge=e.id,
             u=float(rng.uniform(0.5, e.length - 0.5)),
             direction=1 if rng.random() < 0.5 else -1,
@@ -564,7 +571,10 @@ def spawn_pedestrians(world: World, center: np.ndarray, radius: float, rate: flo
         )
         ped.v = 0.0 if ped.stand_still else ped.v_des
         ped_pose(net, ped)
-        if not _free(world, ped.x, ped.y, 1.4):
+        d = math.hypot(ped.x - center[0], ped.y - center[1])
+        if d < inner or d > radius or not _free(world, ped.x, ped.y, 1.4):
             continue
+        ped.id, ped.token = world.new_id(), world.token()
         world.peds[ped.id] = ped
-        target -= 1
+        placed += 1
+    return placed
