@@ -33,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_YAML = ROOT / "src" / "planlab" / "configs" / "train" / "convgru_bev.yaml"
+REFERENCE_YAML = ROOT / "src" / "planlab" / "configs" / "train" / "transfuser_lite.yaml"
+REFERENCE = "transfuser_lite"
 SUBS = (
     "no_at_fault_collisions",
     "drivable_area_compliance",
@@ -162,6 +164,19 @@ def render(meta: dict, runs: dict, comparison: dict) -> str:
         subs = " | ".join(f"{mean_std([r['means'][k] for r in rs])[0]:.3f}" for k in SUBS)
         tp = mean_std([r["samples_per_s"] for r in rs])[0]
         lines.append(f"| {v} | {fmt(m, sd)} | {subs} | {tp:.1f} |")
+    ref = runs.get(REFERENCE) or {}
+    if ref:
+        rs = list(ref.values())
+        m, sd = mean_std([r["pdms"] for r in rs])
+        subs = " | ".join(f"{mean_std([r['means'][k] for r in rs])[0]:.3f}" for k in SUBS)
+        tp = mean_std([r["samples_per_s"] for r in rs])[0]
+        label = f"{REFERENCE} (reference, seed{'s' if len(ref) > 1 else ''} {', '.join(map(str, ref))})"
+        lines.append(f"| {label} | {fmt(m, sd)} | {subs} | {tp:.1f} |")
+        lines += [
+            "",
+            f"`{REFERENCE}`: the TransFuser-style single-frame baseline (front cameras + LiDAR BEV, detection and "
+            "BEV-semantic heads, fact-sheet loss weights), same data, schedule and evaluation.",
+        ]
     lines += [
         "",
         "Per seed:",
@@ -189,15 +204,24 @@ def render(meta: dict, runs: dict, comparison: dict) -> str:
         "cells of 1 m around the ego. Forecasting: 3 modes over 4 s for the vehicles of the detection target, "
         "read at their cells. `planlab eval perception`.",
         "",
-        "| metric | " + " | ".join(VARIANTS) + " |",
-        "|---|---|---|",
+        "| metric | " + " | ".join([*VARIANTS, *([f"{REFERENCE}¹"] if ref else [])]) + " |",
+        "|---|---|---|" + ("---|" if ref else ""),
     ]
     for key, label in PERCEPTION_ROWS:
         cells = []
         for v in VARIANTS:
             m, sd = mean_std([runs[v][s]["perception"].get(key) for s in seeds])
             cells.append(fmt(m, sd, 3))
+        if ref:
+            m, sd = mean_std([r["perception"].get(key) for r in ref.values()])
+            cells.append(fmt(m, sd, 3))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if ref:
+        lines += [
+            "",
+            f"¹ {REFERENCE}: query detector (Hungarian-matched), semantics on TransFuser's forward half "
+            "(x ∈ [0, 32] m, 0.5 m cells), occupancy read off the semantic classes; no forecasting head.",
+        ]
     lines += [
         "",
         "Commands run:",
@@ -209,6 +233,42 @@ def render(meta: dict, runs: dict, comparison: dict) -> str:
         f"Generated {meta['generated']} in {meta['seconds']:.0f} s on {meta['host']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def score(
+    run: Path,
+    data: Path,
+    args: argparse.Namespace,
+    metric_cache: Path,
+    features: Path,
+    log: list[str],
+    env: dict,
+) -> dict:
+    """``planlab eval run`` (PDMS) and ``planlab eval perception`` of a finished run; its figures."""
+    scored = run / f"eval_{args.split}"
+    planlab(
+        "eval", "run", "--checkpoint", str(run), "--data", str(data), "--split", args.split,
+        "--cache", str(metric_cache), "--out", str(scored), "--workers", str(args.workers), "--no-progress",
+        log=log, env=env, skip=(scored / "summary.json").is_file(),
+    )  # fmt: skip
+    perc = run / f"perception_{args.split}"
+    planlab(
+        "eval", "perception", "--checkpoint", str(run), "--data", str(data), "--split", args.split,
+        "--cache", str(features), "--out", str(perc), "--no-progress",
+        log=log, env=env, skip=(perc / "perception.json").is_file(),
+    )  # fmt: skip
+    summary = json.loads((scored / "summary.json").read_text())
+    meta = json.loads((run / "meta.json").read_text())
+    return {
+        "run_dir": str(run),
+        "pdms": summary["score"],
+        "means": summary["means"],
+        "num_valid": summary["num_valid"],
+        "scores": read_scores(scored / "pdm_scores.csv"),
+        "perception": json.loads((perc / "perception.json").read_text())["metrics"],
+        "samples_per_s": throughput(run),
+        "train_scenes": meta.get("data", {}).get("train", {}).get("num_tokens"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,6 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="cache-building and scoring processes")
     p.add_argument("--threads", type=int, default=1, help="OpenMP/torch threads per process")
+    p.add_argument(
+        "--reference-seeds", default="", help=f"also train and score {REFERENCE} with these seeds (e.g. 0)"
+    )
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     data = args.data.resolve()
@@ -256,30 +319,22 @@ def main(argv: list[str] | None = None) -> None:
                 f"trainer.batch_size={args.batch_size}", "trainer.progress_bar=false", "logging.tensorboard=false",
                 log=log, env=env, skip=finished(run),
             )  # fmt: skip
-            scored = run / f"eval_{args.split}"
-            planlab(
-                "eval", "run", "--checkpoint", str(run), "--data", str(data), "--split", args.split,
-                "--cache", str(metric_cache), "--out", str(scored), "--workers", str(args.workers), "--no-progress",
-                log=log, env=env, skip=(scored / "summary.json").is_file(),
-            )  # fmt: skip
-            perc = run / f"perception_{args.split}"
-            planlab(
-                "eval", "perception", "--checkpoint", str(run), "--data", str(data), "--split", args.split,
-                "--cache", str(features), "--out", str(perc), "--no-progress",
-                log=log, env=env, skip=(perc / "perception.json").is_file(),
-            )  # fmt: skip
-            summary = json.loads((scored / "summary.json").read_text())
-            meta = json.loads((run / "meta.json").read_text())
-            runs[variant][seed] = {
-                "run_dir": str(run),
-                "pdms": summary["score"],
-                "means": summary["means"],
-                "num_valid": summary["num_valid"],
-                "scores": read_scores(scored / "pdm_scores.csv"),
-                "perception": json.loads((perc / "perception.json").read_text())["metrics"],
-                "samples_per_s": throughput(run),
-                "train_scenes": meta.get("data", {}).get("train", {}).get("num_tokens"),
-            }
+            runs[variant][seed] = score(run, data, args, metric_cache, features, log, env)
+    ref_seeds = [int(x) for x in args.reference_seeds.split(",") if x.strip()]
+    if ref_seeds:
+        runs[REFERENCE] = {}
+    for seed in ref_seeds:
+        run = work / f"{REFERENCE}_seed{seed}"
+        resume = ["--resume"] if (run / "training.json").is_file() and not finished(run) else []
+        planlab(
+            "train", "--config", str(REFERENCE_YAML), "--run-dir", str(run), "--no-progress", *resume,
+            f"data.root={data}", f"data.cache.path={features}", f"data.cache.build_workers={args.workers}",
+            "data.val_split=null", "data.num_workers=0", f"data.label_fraction={args.label_fraction}",
+            f"trainer.seed={seed}", f"trainer.max_epochs={args.epochs}", f"trainer.batch_size={args.batch_size}",
+            "trainer.progress_bar=false", "logging.tensorboard=false",
+            log=log, env=env, skip=finished(run),
+        )  # fmt: skip
+        runs[REFERENCE][seed] = score(run, data, args, metric_cache, features, log, env)
     comparison = paired(runs, seeds)
     first = runs["convgru"][seeds[0]]
     meta = {
