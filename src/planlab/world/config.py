@@ -58,7 +58,7 @@ class Difficulty:
 
     traffic_density: float = 0.6  # vehicles per 100 m of lane near the ego
     pedestrian_rate: float = 0.5  # pedestrians per 100 m of sidewalk near the ego
-    parked_fill: float = 0.6  # fraction of parking spots taken
+    parked_fill: float = 0.5  # fraction of parking spots taken
     lighting: str = "day"  # day | mixed (dawn to dusk) | any (night included)
     visibility_m: float = 700.0  # fog distance (smaller = hazier)
 

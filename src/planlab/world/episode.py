@@ -44,7 +44,7 @@ class EpisodeSpec:
     warmup_s: float = 3.0
     traffic_density: float = 0.6  # vehicles per 100 m of lane near the ego
     pedestrian_rate: float = 0.5  # pedestrians per 100 m of sidewalk near the ego
-    parked_fill: float = 0.6  # fraction of parking spots with a car
+    parked_fill: float = 0.5  # fraction of parking spots with a car
 
 
 @dataclass
