@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -782,6 +783,21 @@ def load_entries(
     return out, errors
 
 
+def _start_method() -> str:
+    """``fork`` (cheap, shares the parent's parsed logs) unless torch is loaded in this process.
+
+    Forking after torch has started its OpenMP/intra-op thread pool can deadlock the children (seen with
+    learned agents loaded by ``planlab eval run --checkpoint``), so then a fresh ``forkserver`` process
+    (which never imported torch) forks the workers instead; jobs are pickled to it.
+    """
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    if "torch" in sys.modules:
+        return "forkserver" if "forkserver" in methods else "spawn"
+    return "fork" if "fork" in methods else methods[0]
+
+
 def _map_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterable[Any]:
     """Run jobs in ``workers`` processes (in-process when 1), yielding results as they complete."""
     if workers <= 1 or len(jobs) <= 1:
@@ -790,7 +806,7 @@ def _map_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterab
         return
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    ctx = mp.get_context(_start_method())
     with ctx.Pool(processes=min(workers, len(jobs))) as pool:
         yield from pool.imap_unordered(fn, jobs)
 

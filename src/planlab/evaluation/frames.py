@@ -58,7 +58,9 @@ def frame_objects(frame: dict[str, Any], source: str = "") -> DetectedObjects:
     boxes = np.asarray(anns["gt_boxes"], dtype=np.float64).reshape(-1, 7)
     names = [str(n) for n in anns["gt_names"]]
     tokens = [str(t) for t in anns["track_tokens"]]
-    velocity = np.asarray(anns["gt_velocity_3d"], dtype=np.float64).reshape(len(boxes), -1)
+    velocity = np.asarray(anns["gt_velocity_3d"], dtype=np.float64)
+    # a frame without objects has (0, 3) or [] velocities (contract P14): reshape(0, -1) cannot infer a size
+    velocity = velocity.reshape(len(boxes), -1) if velocity.size else np.zeros((len(boxes), 3))
     if not (len(names) == len(tokens) == len(boxes) == len(velocity)):
         raise DataError(f"{source}token {frame.get('token')}: annotation arrays differ in length")
     unknown = sorted({n for n in names if n not in OBJECT_NAMES})

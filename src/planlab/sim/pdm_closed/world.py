@@ -75,7 +75,9 @@ def objects_to_global(
     Velocity is kept only for agent types (static objects get 0, as NAVSIM's metric cache stores).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    velocity = np.asarray(velocity, dtype=np.float64).reshape(len(boxes), -1)
+    velocity = np.asarray(velocity, dtype=np.float64)
+    # an empty frame's (0, 3) / [] velocities: reshape(0, -1) cannot infer the column count
+    velocity = velocity.reshape(len(boxes), -1) if velocity.size else np.zeros((len(boxes), 3))
     ex, ey, eh = float(ego_rear_axle[0]), float(ego_rear_axle[1]), float(ego_rear_axle[2])
     s, c = np.sin(eh), np.cos(eh)
     bx, by, bh = boxes[:, 0], boxes[:, 1], boxes[:, 6]
