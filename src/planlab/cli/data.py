@@ -248,6 +248,27 @@ def manifest(
     console.print(f"{m.name}: {len(m.logs)} logs, {m.num_tokens} tokens, manifest {m.hash}")
 
 
+@data_app.command("tokens")
+def tokens(
+    root: Path = typer.Argument(..., help="Dataset root."),
+    split: str = typer.Option(
+        None, "--split", help="Split directory under navsim_logs (default: the only one)."
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="Print at most this many tokens."),
+    every: int = typer.Option(1, "--every", min=1, help="Print every N-th token (spread over the logs)."),
+    history: int = _HISTORY,
+    future: int = _FUTURE,
+    frame_interval: int = _INTERVAL,
+) -> None:
+    """Print scene tokens of a split, one per line (in the loader's order), e.g. to pick scenes for `data viz`."""
+    from planlab.data.loader import SceneLoader
+
+    loader = SceneLoader(root, split, _scene_filter(history, future, frame_interval, True), load_maps=False)
+    chosen = loader.tokens[::every]
+    for token in chosen[:limit] if limit else chosen:
+        typer.echo(token)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the ``data`` group (and the commands other rooms contribute to it) to the root app."""
     import importlib

@@ -181,6 +181,42 @@ def merge(
     _print_summary(result.summary, out)
 
 
+@eval_app.command("table")
+def table(
+    results: list[Path] = typer.Argument(..., help="output directories of `planlab eval run|score|merge`"),
+    label: list[str] = typer.Option(
+        None, "--label", help="row labels, one per directory (default: agent names)"
+    ),
+    out: Path = typer.Option(None, "--out", help="also write the table as markdown to this file"),
+) -> None:
+    """Compare finished scoring runs side by side (NAVSIM-style sub-score table from each summary.json)."""
+    from rich.table import Table
+
+    from planlab.atomic import atomic_write_text
+    from planlab.evaluation.table import _SHORT, columns_for, render_markdown, summary_rows
+
+    rows = summary_rows(results, label or None)
+    metric = rows[0].metric
+    grid = Table(title=f"{'EPDMS' if metric == 'epdms' else 'PDMS'} on split {rows[0].split or '?'}")
+    grid.add_column("agent", no_wrap=True)
+    for c in columns_for(metric):
+        grid.add_column(_SHORT.get(c, c), justify="right")
+    grid.add_column("EPDMS" if metric == "epdms" else "PDMS", justify="right", style="bold")
+    grid.add_column("scenes", justify="right")
+    for r in rows:
+        vals = [f"{100 * r.means[c]:.1f}" if c in r.means else "–" for c in columns_for(metric)]
+        grid.add_row(
+            r.label,
+            *vals,
+            "–" if r.score is None else f"{100 * r.score:.1f}",
+            f"{r.num_valid}/{r.num_scenes}",
+        )
+    console.print(grid)
+    if out is not None:
+        atomic_write_text(out, render_markdown(rows))
+        console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     from planlab.cli.perception import perception  # perception metrics of a checkpoint (room temporal)
 
