@@ -113,14 +113,21 @@ def probe(
     data_root: Path = typer.Option(None, "--data-root", help="dataset root (default $OPENSCENE_DATA_ROOT)"),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="frame cache (default ENCODER/../frames)"),
     max_frames: int = typer.Option(1500, "--max-frames"),
+    pooling: str = typer.Option(
+        "mean", "--pooling", help="mean (all patches) | grid (2x4 regions, concatenated)"
+    ),
+    random_seed: int = typer.Option(0, "--random-seed", help="seed of the random-init ViT compared against"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Linear probes (speed, command, lead vehicle) of an encoder vs a random-init ViT of the same shape."""
-    from planlab.ssl.probe import probe_encoder
+    from planlab.config import check_choice
+    from planlab.ssl.probe import POOLINGS, probe_encoder
 
+    check_choice("--pooling", pooling, POOLINGS)
     cache = cache_dir or encoder.absolute().parent / "frames"
     out = probe_encoder(str(encoder), str(data_root) if data_root else None, split, str(cache),
-                        max_frames=max_frames, progress=not json_out)  # fmt: skip
+                        max_frames=max_frames, pooling=pooling, random_seed=random_seed,
+                        progress=not json_out)  # fmt: skip
     if json_out:
         print_json(out)
         return

@@ -435,7 +435,9 @@ def run_pretraining(
                              "train/ema_momentum": momentum, "monitor/target_std": stats.target_std,
                              "monitor/pooled_std": stats.pooled_std, "monitor/pred_std": stats.pred_std,
                              "perf/images_per_s": n_log / max(now - t_log, 1e-9), "epoch": float(epoch)}, step)  # fmt: skip
-                        bar.set_postfix(loss=f"{float(stats.loss):.4f}", std=f"{stats.target_std:.3f}")
+                        bar.set_postfix(
+                            loss=f"{float(stats.loss.detach()):.4f}", std=f"{stats.target_std:.3f}"
+                        )
                         t_log, n_log = now, 0
                     every = cfg.trainer.checkpoint_every_n_steps
                     if signals.received or (every and step % every == 0):

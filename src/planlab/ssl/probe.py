@@ -30,18 +30,40 @@ import torch
 TASKS = ("speed", "command", "lead")
 
 
+POOLINGS = ("mean", "grid")
+
+
+def pool_tokens(
+    tokens: torch.Tensor, grid: tuple[int, int], pooling: str = "mean", cells: tuple[int, int] = (2, 4)
+) -> torch.Tensor:
+    """``[B, N, D]`` tokens → ``[B, D]`` (mean over all patches) or ``[B, r·c·D]`` (``grid``: the mean of each
+    of ``cells = (r, c)`` regions of the patch grid, concatenated — keeps *where* things are)."""
+    if pooling == "mean":
+        return tokens.mean(dim=1)
+    if pooling != "grid":
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+    b, _, d = tokens.shape
+    x = tokens.reshape(b, grid[0], grid[1], d).permute(0, 3, 1, 2)
+    return torch.nn.functional.adaptive_avg_pool2d(x, cells).permute(0, 2, 3, 1).reshape(b, -1)
+
+
 @torch.no_grad()
 def pooled_features(
-    encoder: torch.nn.Module, images: np.ndarray, batch_size: int = 64, device: str | torch.device = "cpu"
+    encoder: torch.nn.Module,
+    images: np.ndarray,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    pooling: str = "mean",
 ) -> np.ndarray:
-    """``[N, D]`` float64 mean-pooled patch tokens of ``images`` (``[N, 3, H, W]``, any float dtype)."""
+    """``[N, F]`` float64 pooled patch tokens of ``images`` (``[N, 3, H, W]``, any float dtype)."""
     was_training = encoder.training
     encoder.eval()
     out = []
     try:
         for start in range(0, len(images), batch_size):
             x = torch.from_numpy(np.asarray(images[start : start + batch_size], dtype=np.float32)).to(device)
-            out.append(encoder(x).mean(dim=1).double().cpu().numpy())
+            grid = (x.shape[-2] // encoder.patch_size, x.shape[-1] // encoder.patch_size)
+            out.append(pool_tokens(encoder(x), grid, pooling).double().cpu().numpy())
     finally:
         encoder.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0))
@@ -203,6 +225,7 @@ def probe_encoder(
     random_seed: int = 0,
     splits_file: str | None = None,
     device: str | None = None,
+    pooling: str = "mean",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Probe a ``planlab-vit/1`` encoder directory against a random-init ViT of the same architecture."""
@@ -224,10 +247,9 @@ def probe_encoder(
         random_vit = JepaViT(c).to(device)
     finally:
         torch.random.set_rng_state(state)
-    ssl = run_probes(
-        pooled_features(vit, frames.images, device=device), frames.labels, is_test, logs=frames.logs
-    )
-    rnd = run_probes(pooled_features(random_vit, frames.images, device=device), frames.labels, is_test,
+    ssl = run_probes(pooled_features(vit, frames.images, device=device, pooling=pooling), frames.labels, is_test,
                      logs=frames.logs)  # fmt: skip
-    return {"encoder": str(encoder_dir), "split": split, "frames": len(frames), "ssl": ssl, "random_init": rnd,
-            "ssl_minus_random": compare(ssl, rnd)}  # fmt: skip
+    rnd = run_probes(pooled_features(random_vit, frames.images, device=device, pooling=pooling), frames.labels,
+                     is_test, logs=frames.logs)  # fmt: skip
+    return {"encoder": str(encoder_dir), "split": split, "frames": len(frames), "pooling": pooling, "ssl": ssl,
+            "random_init": rnd, "ssl_minus_random": compare(ssl, rnd)}  # fmt: skip
