@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -140,3 +141,38 @@ def test_schedules():
     assert momentum_at(50, total, 0.996, 1.0) == pytest.approx(0.998)
     assert momentum_at(total, total, 0.996, 1.0) == 1.0
     assert math.isclose(momentum_at(200, total, 0.996, 1.0), 1.0)
+
+
+def test_probe_pooling():
+    from planlab.ssl.probe import log_split, pool_tokens
+
+    tokens = torch.arange(2 * 4 * 8 * 3, dtype=torch.float32).reshape(2, 32, 3)  # grid 4 x 8, 3 channels
+    assert torch.equal(pool_tokens(tokens, (4, 8), "mean"), tokens.mean(dim=1))
+    grid = pool_tokens(tokens, (4, 8), "grid")  # 2 x 4 regions of 2 x 2 patches each
+    assert grid.shape == (2, 8 * 3)
+    cell = tokens[0].reshape(4, 8, 3)[:2, :2].reshape(-1, 3).mean(dim=0)  # top-left region of image 0
+    assert torch.allclose(grid[0, :3], cell)
+    last = tokens[1].reshape(4, 8, 3)[2:, 6:].reshape(-1, 3).mean(dim=0)  # bottom-right region of image 1
+    assert torch.allclose(grid[1, -3:], last)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool_tokens(tokens, (4, 8), "max")
+    logs = ["a"] * 5 + ["b"] * 5 + ["c"] * 5 + ["d"] * 5
+    test = log_split(logs, 0.3)
+    assert test.sum() in (5, 10) and all(
+        len({t for t, g in zip(test, logs, strict=True) if g == x}) == 1 for x in "abcd"
+    )
+
+
+def test_probe_on_a_single_log_splits_in_time():
+    """A probe set of one log (a tiny val split) must still fit and score, not raise on an empty train set."""
+    from planlab.ssl.probe import log_split, run_probes
+
+    test = log_split(["only"] * 10, 0.3)
+    assert test.tolist() == [False] * 7 + [True] * 3
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 4))
+    labels = {"speed": x[:, 0] * 2.0, "command": np.array([0, 1] * 5), "lead": np.array([0, 1] * 5)}
+    out = run_probes(x, labels, test, logs=["only"] * 10)
+    assert out["n_train"] == 7 and out["n_test"] == 3 and math.isfinite(out["speed_r2"])
+    empty = run_probes(x, labels, np.ones(10, dtype=bool))
+    assert empty["n_train"] == 0 and math.isnan(empty["speed_r2"]) and empty["command_bacc"] is None

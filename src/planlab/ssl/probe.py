@@ -70,8 +70,16 @@ def pooled_features(
 
 
 def log_split(logs: Sequence[str], test_fraction: float) -> np.ndarray:
-    """Boolean "is test" per frame: whole logs, chosen by a stable hash of the log name (≥ 1 log each side)."""
+    """Boolean "is test" per frame: whole logs, chosen by a stable hash of the log name (≥ 1 log each side).
+
+    With a single log there is no log to hold out: its last ``test_fraction`` of frames (in the given order,
+    i.e. time) are the test rows, so a probe on a one-log split still fits and scores rather than failing.
+    """
     names = sorted(set(logs))
+    if len(names) == 1:
+        n = len(logs)
+        n_test = min(max(1, int(round(test_fraction * n))), n - 1) if n > 1 else 0
+        return np.arange(n) >= n - n_test
     ranked = sorted(names, key=lambda n: hashlib.sha256(f"probe:{n}".encode()).hexdigest())
     n_test = min(max(1, int(round(test_fraction * len(names)))), max(len(names) - 1, 1))
     test = set(ranked[:n_test])
@@ -164,6 +172,17 @@ def run_probes(
     ``logs`` (one per frame) groups the cross-validation folds that choose the regularisation.
     """
     train = ~is_test
+    if train.sum() == 0 or is_test.sum() == 0:  # nothing to fit or nothing to score: report, don't crash
+        return {
+            "n_train": int(train.sum()),
+            "n_test": int(is_test.sum()),
+            "rankme": effective_rank(features),
+            "pooled_std": float(features.std(axis=0).mean()) if len(features) else math.nan,
+            "speed_r2": math.nan,
+            "command_bacc": None,
+            "lead_bacc": None,
+            "lead_rate": math.nan,
+        }
     x = _standardise(features, train)
     groups = None
     if logs is not None:
