@@ -39,7 +39,10 @@ def cli(*args: str, root: Path | None, check: bool = True) -> subprocess.Complet
             ["new", "--exp-id", "x", "--template", "ego_mlp", "--set", "trainer.max_epochs=ten"],
             "trainer.max_epochs",
         ),
-        (["new", "--exp-id", "x", "--template", "nope"], "unknown template 'nope'; valid templates: ego_mlp"),
+        (
+            ["new", "--exp-id", "x", "--template", "nope"],
+            "unknown template 'nope'; valid templates: convgru_bev, ego_mlp, ijepa_mlp",
+        ),
         (["new", "--exp-id", "x", "--template", "ego_mlp", "--tags", "ok,$(id)"], "invalid tag '$(id)'"),
         (
             ["new", "--exp-id", "x", "--template", "ego_mlp", "--cluster", "mars"],
