@@ -179,8 +179,14 @@ def test_eval_perception_cli_scores_the_checkpoint(trained, tiny_dataset, tmp_pa
 
     out = tmp_path / "perc"
     args = ["eval", "perception", "--checkpoint", str(trained["run"]), "--data", str(tiny_dataset)]
-    res = CliRunner().invoke(app, [*args, "--split", "test", "--out", str(out), "--no-progress", "--json"])
+    cli_cache = tmp_path / "cli_fc"
+    res = CliRunner().invoke(
+        app,
+        [*args, "--split", "test", "--out", str(out), "--no-progress", "--json", "--cache", str(cli_cache)],
+    )
     assert res.exit_code == 0, res.output
+    # --cache reaches the evaluation: 7 scenes x (2 feature + 4 target builders) entries written
+    assert len(list(cli_cache.rglob("*.safetensors"))) == 7 * 6
     saved = json.loads((out / "perception.json").read_text())
     assert saved["agent"] == "convgru_bev" and saved["num_scenes"] == 7 and saved["split"] == "test"
     m = saved["metrics"]

@@ -54,6 +54,7 @@ def perception(
         max_scenes,
         progress,
         extra={"checkpoint": str(checkpoint), "data": str(data), "split": split},
+        cache=cache,
     )
     if as_json:
         print_json(result)
