@@ -32,6 +32,7 @@ MODULES: list[tuple[str, str]] = [
     ("diagnostics", "benchmarks.bench_diagnostics"),
     ("temporal", "benchmarks.bench_temporal"),
     ("world", "benchmarks.bench_world"),
+    ("ssl", "benchmarks.bench_ssl"),
 ]
 
 
