@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -48,7 +49,11 @@ def _cfg(calib_root, cache, **extra):
 def finished(calib_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("ssl")
     cfg = _cfg(calib_root, root / "frames")
-    return cfg, run_pretraining(cfg, root / "run"), root
+    with warnings.catch_warnings():
+        # logging the loss every step must not convert a graph-attached tensor (torch warns, once per process)
+        warnings.filterwarnings("error", message="Converting a tensor with requires_grad")
+        result = run_pretraining(cfg, root / "run")
+    return cfg, result, root
 
 
 def test_run_dir_and_monitors(finished):

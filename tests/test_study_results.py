@@ -88,3 +88,64 @@ def test_aggregate_groups_by_arm_and_fraction():
     assert full["ci_low"] <= 0.72 <= full["ci_high"] and full["labels"] == 100
     assert full["pdms_per_1k_labels"] == pytest.approx(0.72 / 0.1)
     assert full["exp_ids"] == "le-a-f1-s0;le-a-f1-s1;le-a-f1-s2"
+
+
+def test_pretrain_curve_reads_loss_and_target_std(tmp_path):
+    from planlab.study.results import pretrain_curve
+
+    path = tmp_path / "metrics.csv"
+    lines = ["step,epoch,monitor/target_std,train/loss,probe/ssl_rankme"]
+    lines.append("0,,,,11.5")  # a probe row: no loss, skipped
+    for i, step in enumerate(range(10, 90, 10)):
+        lines.append(f"{step},0,{0.7 - 0.01 * i},{0.4 - 0.04 * i},")
+    path.write_text("\n".join(lines) + "\n")
+    c = pretrain_curve(path)
+    assert c["logged"] == 8 and (c["step_first"], c["step_last"]) == (10, 80)
+    assert c["loss_first"] == pytest.approx(0.4) and c["loss_last"] == pytest.approx(0.12)
+    assert c["loss_first_quarter"] == pytest.approx(0.38) and c["loss_last_quarter"] == pytest.approx(0.14)
+    assert c["target_std_min"] == pytest.approx(0.63) == c["target_std_last"]
+    assert pretrain_curve(tmp_path / "missing.csv") == {}
+
+
+def test_written_results_carry_the_derived_figures(tmp_path):
+    """write_results on a synthetic table: the aggregate CSV's labels-to-90 % and PDMS per 1k labels, the
+    markdown's derived-figures row, the notes and each arm's run length, and the learning-curve PNG."""
+    import csv as csv_mod
+
+    from planlab.study.results import write_results
+
+    cfg = build_study_config([], {
+        "name": "syn", "fractions": [0.1, 0.5, 1.0], "seeds": [0, 1],
+        "arms": [{"name": "a", "label": "Arm A"},
+                 {"name": "b", "label": "Arm B", "schedule": {"epochs": 2, "min_steps": 5},
+                  "overrides": {"trainer.max_steps": 40}}],
+        "results": {"dir": str(tmp_path / "res"), "name": "le", "resamples": 200, "compare": [["a", "b"]],
+                    "notes": ["image arms capped at 40 steps (CPU budget)"]},
+    })  # fmt: skip
+    table = StudyTable("pdms", "test")
+    curve_a = {0.1: 0.5, 0.5: 0.7, 1.0: 0.8}  # a reaches 0.72 between 50 and 100 labels
+    curve_b = {0.1: 0.75, 0.5: 0.78, 1.0: 0.8}  # b is already above 0.72 at the smallest fraction
+    for arm, curve in (("a", curve_a), ("b", curve_b)):
+        for frac, pdms in curve.items():
+            for seed in (0, 1):
+                r = _run(arm, frac, seed, [pdms + 0.01 * seed] * 20, int(100 * frac))
+                table.completed[r.exp_id] = r
+    plan = SimpleNamespace(cfg=cfg, out_dir=tmp_path / "study", exp_root=tmp_path / "study" / "experiments",
+                           encoder_dir=None, runs=[])  # fmt: skip
+    plan.out_dir.mkdir()
+    paths = write_results(plan, table, command="planlab study label-efficiency --config syn.yaml")
+    rows = {(r["arm"], float(r["fraction"])): r for r in csv_mod.DictReader(paths["csv"].open())}
+    a_full = rows[("a", 1.0)]
+    assert float(a_full["pdms_mean"]) == pytest.approx(0.805)
+    assert float(a_full["pdms_per_1k_labels"]) == pytest.approx(0.805 / 0.1)
+    # target 0.9 x 0.805 = 0.7245 between 50 labels (0.705) and 100 labels (0.805), log-linear
+    w = (0.7245 - 0.705) / 0.1
+    expect = math.exp(math.log(50) + w * math.log(2))
+    assert float(a_full["labels_to_reach"]) == pytest.approx(expect, rel=1e-6)
+    assert float(rows[("b", 0.1)]["labels_to_reach"]) == 10  # reached at the first fraction: its labels
+    md = paths["md"].read_text()
+    assert f"| Arm A | 0.805 | 0.725 | 100 % | 100 | {expect:.0f} |" in md
+    assert "| Arm B | 0.805 | 0.725 | 10 % | 10 | ≤ 10 |" in md
+    assert "image arms capped at 40 steps (CPU budget)" in md and "≥ 2 epochs, ≥ 5 steps, ≤ 40 steps" in md
+    assert "| Arm A | Arm B | 10 % | -0.2500 |" in md  # the paired difference at 10 %
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

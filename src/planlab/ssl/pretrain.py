@@ -414,7 +414,7 @@ def run_pretraining(
                         stats = model(images, masks)
                     if not torch.isfinite(stats.loss):
                         raise PretrainingDiverged(
-                            f"loss became {float(stats.loss)} at step {step} (epoch {epoch})"
+                            f"loss became {float(stats.loss.detach())} at step {step} (epoch {epoch})"
                         )
                     optimizer.zero_grad(set_to_none=True)
                     stats.loss.backward()

@@ -116,6 +116,8 @@ class StudyResults:
     # Paired comparisons [A, B] at every fraction: the difference A − B over the same seeds (same subsets)
     # and the same test scenes, with a hierarchical bootstrap CI and p-value.
     compare: list[list[str]] = field(default_factory=list)
+    # Free-text lines for the report's "Scale and budget" section (why this run length, what was measured).
+    notes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if not 0 < self.reach <= 1 or not 0 < self.confidence < 1 or self.resamples < 100:

@@ -399,12 +399,60 @@ def _encoder_section(plan: Any) -> list[str]:
         )
     run_dir = info.get("run_dir")
     if run_dir:
+        curve = pretrain_curve(Path(run_dir) / "metrics.csv")
+        if curve:
+            lines.append(
+                f"- Pre-training loss (smooth-L1) {_fmt(curve['loss_first'], 4)} at step {curve['step_first']} → "
+                f"{_fmt(curve['loss_last'], 4)} at step {curve['step_last']} (mean of the first / last quarter of "
+                f"the logged steps {_fmt(curve['loss_first_quarter'], 4)} → {_fmt(curve['loss_last_quarter'], 4)}); "
+                f"target-feature std over channels {_fmt(curve['target_std_first'])} → "
+                f"{_fmt(curve['target_std_last'])} (minimum {_fmt(curve['target_std_min'])}; collapse would drive it "
+                "to 0)"
+            )
         tr = _json(Path(run_dir) / "training.json")
         if tr.get("seconds") is not None:
             lines.append(
                 f"- Pre-training wall time: {tr['seconds'] / 60:.1f} min ({tr.get('global_step')} steps)"
             )
     return lines
+
+
+def pretrain_curve(path: Path) -> dict[str, Any]:
+    """First/last logged pre-training loss and target-feature std of a ``metrics.csv`` (the evidence that the loss
+    fell and the targets did not collapse); {} when the file or the columns are missing."""
+    try:
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("train/loss") and r.get("monitor/target_std")]
+    except (OSError, csv.Error):
+        return {}
+    if not rows:
+        return {}
+    loss = [float(r["train/loss"]) for r in rows]
+    std = [float(r["monitor/target_std"]) for r in rows]
+    q = max(1, len(rows) // 4)
+    return {
+        "step_first": int(float(rows[0]["step"])),
+        "step_last": int(float(rows[-1]["step"])),
+        "loss_first": loss[0],
+        "loss_last": loss[-1],
+        "loss_first_quarter": float(np.mean(loss[:q])),
+        "loss_last_quarter": float(np.mean(loss[-q:])),
+        "target_std_first": std[0],
+        "target_std_last": std[-1],
+        "target_std_min": min(std),
+        "logged": len(rows),
+    }
+
+
+def _schedule_text(cfg: Any, arm: Any) -> str:
+    sch = arm.schedule or cfg.schedule
+    text = f"≥ {sch.epochs} epochs, ≥ {sch.min_steps} steps"
+    from planlab.experiments.spec import flatten
+
+    cap = flatten(arm.overrides or {}).get("trainer.max_steps")
+    if cap is not None and int(cap) > 0:
+        text += f", ≤ {int(cap)} steps"
+    return text
 
 
 def outcome_lines(cfg: Any, comps: list[dict[str, Any]]) -> list[str]:
@@ -456,8 +504,8 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
         f"- Runs finished: {len(table.completed)} of {len(plan.runs)}"
         + (f"; missing: {', '.join(sorted(table.missing))}" if table.missing else ""),
         "",
-        "| arm | template | encoder | head input |",
-        "|---|---|---|---|",
+        "| arm | template | encoder | head input | run length |",
+        "|---|---|---|---|---|",
     ]
     for arm in cfg.arms:
         src = {"ssl": "I-JEPA (this study)", "random": "random init of the same ViT (one per seed)", "none": "—"}[
@@ -468,7 +516,10 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
             if arm.embeddings
             else ("images (encoder runs)" if arm.encoder != "none" else "ego status")
         )
-        lines.append(f"| {arm.label or arm.name} (`{arm.name}`) | {arm.template} | {src} | {how} |")
+        lines.append(f"| {arm.label or arm.name} (`{arm.name}`) | {arm.template} | {src} | {how} | "
+                     f"{_schedule_text(cfg, arm)} |")  # fmt: skip
+    if cfg.results.notes:
+        lines += ["", "## Scale and budget", ""] + [f"- {n}" for n in cfg.results.notes]
     lines += ["", f"## {metric} by labelled fraction", "",
               f"Mean ± std over seeds (n), [{int(cfg.results.confidence * 100)} % CI: seeds × scenes bootstrap].", ""]  # fmt: skip
     header = "| fraction | labels | " + " | ".join(a.label or a.name for a in cfg.arms) + " |"
