@@ -9,7 +9,9 @@ of ``convgru_bev`` (4 LiDAR BEV frames, ego-motion-warped ConvGRU) against the s
 
 Every step is an ordinary ``planlab`` command (printed before it runs, listed in the report): train each
 variant and seed, score it with ``planlab eval run`` (PDMS, NAVSIM v1.1 rules) and ``planlab eval perception``
-on the evaluation split. Finished runs and outputs are reused, an interrupted training run is resumed. The
+on the evaluation split. The report adds the paired difference with bootstrap CIs over scenes and over whole
+logs, the logs that carry it, breakdowns by scenario type and ego speed (+ ``temporal.png``), and a history
+probe (``--no-probe`` to skip; in-process): how far each trained convgru plan moves without its history. Finished runs and outputs are reused, an interrupted training run is resumed. The
 two variants share one feature cache (their targets are identical) and one metric cache. Training runs with
 one OpenMP thread per process by default (``--threads``): on a shared 2-core machine two threads are several
 times slower than one.
@@ -52,6 +54,7 @@ SHORT = {
     "driving_direction_compliance": "DDC",
 }
 VARIANTS = {"convgru": "true", "single_frame": "false"}  # name -> agent.use_convgru
+PROBE_VERSION = 2  # of history_probe_<split>.json in a run dir (older files are recomputed)
 PERCEPTION_ROWS = [
     ("detection/map", "detection mAP (0.5/1/2/4 m)"),
     ("detection/ap@2m", "detection AP @ 2 m"),
@@ -114,8 +117,15 @@ def fmt(m: float, s: float, digits: int = 4) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def paired(runs: dict[str, dict[int, dict]], seeds: list[int], boot: int = 2000) -> dict:
-    """Per-scene paired difference convgru − single_frame, averaged over seeds; bootstrap CI over scenes."""
+def paired(
+    runs: dict[str, dict[int, dict]],
+    seeds: list[int],
+    token_log: dict[str, str] | None = None,
+    boot: int = 2000,
+) -> dict:
+    """Per-scene paired difference convgru − single_frame, averaged over seeds; bootstrap CIs over scenes and,
+    with ``token_log``, over logs (the scenes of one log are consecutive windows of one drive, not independent
+    samples: the log-level CI is the honest one); the logs that move the mean most."""
     per_seed = []
     common: set[str] | None = None
     for s in seeds:
@@ -130,24 +140,316 @@ def paired(runs: dict[str, dict[int, dict]], seeds: list[int], boot: int = 2000)
     rng = np.random.default_rng(0)
     means = diff[rng.integers(0, len(diff), size=(boot, len(diff)))].mean(1)
     seed_diffs = [runs["convgru"][s]["pdms"] - runs["single_frame"][s]["pdms"] for s in seeds]
-    return {
+    out = {
         "scenes": len(tokens),
         "mean": float(diff.mean()),
         "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
         "per_seed": seed_diffs,
         "seeds_better": int(sum(d > 0 for d in seed_diffs)),
     }
+    logs = [token_log.get(t) for t in tokens] if token_log else []
+    if logs and all(logs):
+        names = sorted(set(logs))
+        idx = np.array([names.index(log) for log in logs])
+        sums, counts = np.bincount(idx, diff, len(names)), np.bincount(idx, minlength=len(names))
+        pick = rng.integers(0, len(names), size=(boot, len(names)))
+        # cluster bootstrap: resample whole logs, mean over all their scenes
+        log_means = sums[pick].sum(1) / counts[pick].sum(1)
+        order = np.argsort(-np.abs(sums))
+        out.update({
+            "logs": len(names),
+            "ci95_logs": [float(np.quantile(log_means, 0.025)), float(np.quantile(log_means, 0.975))],
+            "top_logs": [
+                {
+                    "log": names[i],
+                    "scenes": int(counts[i]),
+                    "mean": float(sums[i] / counts[i]),
+                    "share": float(sums[i] / sums.sum()) if sums.sum() else float("nan"),
+                }
+                for i in order[:3]
+            ],
+            "mean_without_top_log": float(np.delete(diff, np.flatnonzero(idx == order[0])).mean()),
+        })  # fmt: skip
+    return out
 
 
-def render(meta: dict, runs: dict, comparison: dict) -> str:
+def history_probe(
+    convgru_run: Path, single_run: Path, data: Path, split: str, cache: Path, token_log: dict[str, str]
+) -> dict:
+    """Does the trained ConvGRU agent use its history? Over the evaluation scenes, how far the 4 s endpoint of
+    its plan moves when the *same weights* get the current frame repeated with no motion (no temporal content,
+    same GRU steps) or the current frame only (the ``use_convgru=false`` path: one step from a zero state, a
+    state the run never saw in training), next to the endpoint gap to the single_frame run of the seed."""
+    import torch
+
+    from planlab.agents.checkpoint_io import load_agent_from_checkpoint
+    from planlab.data.feature_cache import FeatureCache
+    from planlab.data.loader import SceneLoader
+    from planlab.features.base import check_contract, compute_features
+    from planlab.scene import SceneFilter
+
+    agents = {
+        name: load_agent_from_checkpoint(run, device="cpu")  # the checkpoint eval run scores
+        for name, run in (("convgru", convgru_run), ("single_frame", single_run))
+    }
+    store = FeatureCache(cache)
+    for a in agents.values():
+        for b in a.get_feature_builders():  # the description training's cache build records
+            store.register_builder(
+                b.cache_key,
+                {
+                    "name": b.get_unique_name(),
+                    "hash": b.config_hash(),
+                    "settings": b.settings(),
+                    "specs": {k: spec.to_dict() for k, spec in b.specs().items()},
+                    "class": type(b).__qualname__,
+                },
+            )
+    loaders = {
+        name: SceneLoader(data, split, SceneFilter(frame_interval=1), a.get_sensor_config())
+        for name, a in agents.items()
+    }
+    tokens = sorted(set(loaders["convgru"].tokens) & set(token_log))
+
+    def features(name: str, chunk: list[str]) -> dict[str, torch.Tensor]:
+        rows = []
+        for tok in chunk:
+            merged: dict[str, torch.Tensor] = {}
+            todo = []
+            for b in agents[name].get_feature_builders():
+                if store.has(b.cache_key, token_log[tok], tok):
+                    arrays = store.read(b.cache_key, token_log[tok], tok)
+                    merged.update(
+                        check_contract(b, {k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+                    )
+                else:
+                    todo.append(b)
+            if todo:  # computed once, then kept in the cache for the other seeds
+                fresh = compute_features(todo, loaders[name].get_agent_input_from_token(tok))
+                for b in todo:
+                    part = {k: fresh[k] for k in b.specs()}
+                    store.write(b.cache_key, token_log[tok], tok, {k: v.numpy() for k, v in part.items()})
+                    merged.update(part)
+            rows.append(merged)
+        return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+
+    ends: dict[str, list[np.ndarray]] = {"full": [], "repeated": [], "current_only": [], "single_frame": []}
+    with torch.no_grad():
+        for lo in range(0, len(tokens), 32):
+            chunk = tokens[lo : lo + 32]
+            f = features("convgru", chunk)
+            seq, motion = f["lidar_bev_seq"], f["ego_motion"]
+            # no temporal content, same number of GRU steps: the current frame T times, no motion
+            rep = {**f, "lidar_bev_seq": seq[:, -1:].expand_as(seq), "ego_motion": torch.zeros_like(motion)}
+            now = {**f, "lidar_bev_seq": seq[:, -1:], "ego_motion": motion[:, -1:]}
+            ends["full"].append(agents["convgru"](f)["trajectory"][:, -1, :2].numpy())
+            ends["repeated"].append(agents["convgru"](rep)["trajectory"][:, -1, :2].numpy())
+            ends["current_only"].append(agents["convgru"](now)["trajectory"][:, -1, :2].numpy())
+            sf = agents["single_frame"](features("single_frame", chunk))
+            ends["single_frame"].append(sf["trajectory"][:, -1, :2].numpy())
+    e = {k: np.concatenate(v) for k, v in ends.items()}
+    d_hist = np.linalg.norm(e["full"] - e["repeated"], axis=1)
+    d_one = np.linalg.norm(e["full"] - e["current_only"], axis=1)
+    d_var = np.linalg.norm(e["full"] - e["single_frame"], axis=1)
+    per_log: dict[str, list[int]] = {}
+    for i, tok in enumerate(tokens):
+        per_log.setdefault(token_log[tok], []).append(i)
+    return {
+        "version": PROBE_VERSION,
+        "scenes": len(tokens),
+        "history_shift_m": float(d_hist.mean()),
+        "history_shift_p90_m": float(np.quantile(d_hist, 0.9)),
+        "one_step_shift_m": float(d_one.mean()),
+        "variant_gap_m": float(d_var.mean()),
+        "per_log": {
+            log: {
+                "history_shift_m": float(d_hist[ix].mean()),
+                "one_step_shift_m": float(d_one[ix].mean()),
+                "variant_gap_m": float(d_var[ix].mean()),
+            }
+            for log, ix in per_log.items()
+        },
+    }
+
+
+def dataset_identity(data: Path) -> dict:
+    """Preset, world seed and config hash of a generated dataset (``dataset.json``): which world was used."""
+    path = data / "dataset.json"
+    if not path.is_file():
+        return {}
+    info = json.loads(path.read_text())
+    return {k: info.get(k) for k in ("preset", "seed", "config_hash", "logs", "scenes")}
+
+
+def scene_logs(metric_cache: Path) -> dict[str, str]:
+    """token -> log of every cached evaluation scene (the metric cache's index)."""
+    index = metric_cache / "index.json"
+    return dict(json.loads(index.read_text()).get("entries", {})) if index.is_file() else {}
+
+
+def scene_scenarios(data: Path, token_log: dict[str, str]) -> dict[str, str]:
+    """Scenario type of every scored scene: token -> log -> scenario (``dataset.json``)."""
+    info = data / "dataset.json"
+    if not info.is_file():
+        return {}
+    log_scenario = {e["name"]: e["scenario"] for e in json.loads(info.read_text()).get("log_list", [])}
+    return {tok: log_scenario[log] for tok, log in token_log.items() if log in log_scenario}
+
+
+SPEED_BANDS = (("< 1 m/s", 1.0), ("1–5 m/s", 5.0), ("5–10 m/s", 10.0), ("≥ 10 m/s", math.inf))
+
+
+def scene_speeds(data: Path, split: str, tokens: set[str]) -> dict[str, str]:
+    """Ego speed band of every scored scene, read at its current frame (scene token = current frame token)."""
+    from planlab.data.logs import read_log
+
+    out: dict[str, str] = {}
+    for path in sorted((data / "navsim_logs" / split).glob("*.pkl")):
+        for frame in read_log(path):
+            if frame["token"] in tokens:
+                # ego_dynamic_state = (vx, vy, ax, ay) in the ego frame, m/s and m/s² (fact sheet §2)
+                v = float(np.hypot(*np.asarray(frame["ego_dynamic_state"], dtype=np.float64)[:2]))
+                out[frame["token"]] = next(name for name, top in SPEED_BANDS if v < top)
+    return out
+
+
+def by_group(
+    runs: dict, seeds: list[int], labels: dict[str, str], order: list[str] | None = None, boot: int = 2000
+) -> list[dict]:
+    """Paired per-scene difference convgru − single_frame within each group of scenes (seed-averaged
+    scenes, bootstrap CI over the group's scenes); groups by size unless ``order`` is given."""
+    common = set.intersection(*(set(runs[v][s]["scores"]) for v in VARIANTS for s in seeds))
+    groups: dict[str, list[str]] = {}
+    for tok in sorted(common):
+        if tok in labels:
+            groups.setdefault(labels[tok], []).append(tok)
+    names = [n for n in order if n in groups] if order else sorted(groups, key=lambda n: -len(groups[n]))
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in names:
+        toks = groups[name]
+        per = {
+            v: np.array([[runs[v][s]["scores"][t] for t in toks] for s in seeds]).mean(0) for v in VARIANTS
+        }
+        diff = per["convgru"] - per["single_frame"]
+        means = diff[rng.integers(0, len(diff), size=(boot, len(diff)))].mean(1)
+        rows.append({
+            "group": name,
+            "scenes": len(toks),
+            "convgru": float(per["convgru"].mean()),
+            "single_frame": float(per["single_frame"].mean()),
+            "mean": float(diff.mean()),
+            "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+        })  # fmt: skip
+    return rows
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    """Wall-clock seconds of a finished training run (first start to completion, resumes included)."""
+    path = run_dir / "training.json"
+    if not path.is_file():
+        return None
+    from datetime import datetime
+
+    times = [datetime.fromisoformat(h["time"]) for h in json.loads(path.read_text()).get("history", [])]
+    return (max(times) - min(times)).total_seconds() if len(times) > 1 else None
+
+
+def outcome(comparison: dict, seeds: list[int]) -> str:
+    """Sentences read off the paired comparison: helps / hurts / no detectable difference, and whether one log
+    carries the difference."""
+    if not comparison:
+        return "No scene was scored by every run: no paired comparison."
+    lo, hi = comparison.get("ci95_logs") or comparison["ci95"]
+    unit = "logs" if "ci95_logs" in comparison else "scenes"
+    better = f"{comparison['seeds_better']} of {len(seeds)} seeds"
+    if lo > 0:
+        text = f"**History helps** here: the paired difference is above zero (CI over {unit} excludes 0; ConvGRU better in {better})."
+    elif hi < 0:
+        text = (
+            "**History does not help** here: the ConvGRU agent scores *lower* than the same agent on the current "
+            f"frame only (CI over {unit} below 0; ConvGRU better in {better})."
+        )
+    else:
+        text = (
+            f"**No detectable effect of history** here: the CI over {unit} includes 0 "
+            f"(ConvGRU better in {better})."
+        )
+    top = (comparison.get("top_logs") or [None])[0]
+    if top and math.isfinite(top["share"]) and abs(top["share"]) >= 0.5:
+        text += (
+            f" One log carries {100 * top['share']:.0f} % of the difference (`{top['log']}`, {top['scenes']} scenes, "
+            f"{top['mean']:+.3f} per scene); without it the mean difference is "
+            f"{comparison['mean_without_top_log']:+.4f}."
+        )
+    return text
+
+
+def plot(path: Path, runs: dict, seeds: list[int], breakdowns: dict[str, list[dict]]) -> None:
+    """Per-seed PDMS of both variants and, per breakdown, the paired difference by group with its 95 % CI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(title, rows) for title, rows in breakdowns.items() if rows]
+    fig = Figure(figsize=(4 + 4 * len(panels), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(
+        1, 1 + len(panels), gridspec_kw={"width_ratios": [1] + [2] * len(panels)}, squeeze=False
+    )[0]
+    ax1 = axes[0]
+    for i, v in enumerate(VARIANTS):
+        ys = [runs[v][s]["pdms"] for s in seeds]
+        ax1.plot([i] * len(ys), ys, "o", alpha=0.7)
+        ax1.hlines(statistics.fmean(ys), i - 0.2, i + 0.2, colors="k")
+    for s in seeds:
+        ax1.plot([0, 1], [runs[v][s]["pdms"] for v in VARIANTS], "-", color="0.7", lw=0.8)
+    ax1.set_xticks(range(len(VARIANTS)), list(VARIANTS))
+    ax1.set_xlim(-0.5, len(VARIANTS) - 0.5)
+    ax1.set_ylabel("PDMS (evaluation split)")
+    ax1.set_title("per seed", fontsize=9)
+    for ax, (title, rows) in zip(axes[1:], panels, strict=True):
+        xs = list(range(len(rows)))
+        m = [r["mean"] for r in rows]
+        err = [[r["mean"] - r["ci95"][0] for r in rows], [r["ci95"][1] - r["mean"] for r in rows]]
+        ax.errorbar(xs, m, yerr=err, fmt="o", capsize=3)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(xs, [f"{r['group']}\n({r['scenes']})" for r in rows], fontsize=7)
+        ax.set_ylabel("PDMS convgru − single_frame")
+        ax.set_title(f"by {title} (95 % CI)", fontsize=9)
+    fig.tight_layout()
+    from planlab.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def render(meta: dict, runs: dict, comparison: dict, breakdowns: dict[str, list[dict]] | None = None) -> str:
     seeds = meta["seeds"]
+    ident = meta.get("dataset") or {}
+    world = (
+        f", world seed {ident['seed']}, config hash `{ident['config_hash']}`, {ident['logs']} logs"
+        if ident.get("config_hash")
+        else ""
+    )
+
+    def minutes(v: str) -> str:
+        m, sd = mean_std([runs[v][s].get("train_seconds") for s in seeds])
+        return f"{m / 60:.0f} ± {sd / 60:.0f}" if math.isfinite(m) else "–"
+
+    train_min, train_sf = minutes("convgru"), minutes("single_frame")
     lines = [
         "# Temporal BEV fusion: ConvGRU vs single frame",
         "",
         f"Written by `python scripts/temporal_study.py {meta['argv']}`; do not edit by hand. Dataset: `{meta['data']}` "
-        f"(preset `{meta['preset']}`), trained on split `train` (label fraction {meta['label_fraction']}: "
+        f"(preset `{meta['preset']}`{world}), trained on split `train` (label fraction {meta['label_fraction']}: "
         f"{meta['train_scenes']} scenes) for {meta['epochs']} epochs per run, evaluated on split `{meta['split']}` "
         f"({meta['eval_scenes']} scenes) with the PDM score (NAVSIM v1.1 rules). Seeds: {', '.join(map(str, seeds))}.",
+        "",
+        f"Scale: batch {meta['batch_size']}, {meta['threads']} CPU thread(s) per process; training took "
+        f"{train_min} min per run (convgru) and {train_sf} min (single_frame) of wall clock on `{meta['host']}`. "
+        "The seeds change the initialisation and the batch order; the labelled subset is the same for all runs.",
+        "",
+        "**Outcome.** " + outcome(comparison, seeds),
         "",
         "Both variants are the `convgru_bev` agent with identical parameters: `convgru` reads 4 LiDAR BEV frames "
         "(1.5 s) and fuses them with the ego-motion-warped ConvGRU; `single_frame` (`agent.use_convgru=false`) "
@@ -196,6 +498,69 @@ def render(meta: dict, runs: dict, comparison: dict) -> str:
             f"[{lo:+.4f}, {hi:+.4f}]); the ConvGRU run is better in {comparison['seeds_better']} of {len(seeds)} "
             "seeds. The CI reflects scene sampling only; the spread over seeds is in the per-seed table.",
         ]
+        if "ci95_logs" in comparison:
+            lo, hi = comparison["ci95_logs"]
+            lines += [
+                "",
+                f"Resampling whole logs instead ({comparison['logs']} logs; a log's scenes are overlapping windows "
+                f"of one drive): 95 % CI [{lo:+.4f}, {hi:+.4f}]. Logs that move the mean most:",
+                "",
+                "| log | scenes | difference per scene | share of the total difference |",
+                "|---|---|---|---|",
+                *(
+                    f"| {t['log']} | {t['scenes']} | {t['mean']:+.4f} | {100 * t['share']:.0f} % |"
+                    for t in comparison["top_logs"]
+                ),
+            ]
+    probes = {s: runs["convgru"][s].get("probe") for s in seeds if runs["convgru"][s].get("probe")}
+    if probes:
+        top = ((comparison or {}).get("top_logs") or [{}])[0].get("log")
+        lines += [
+            "",
+            "## Does the trained agent use its history?",
+            "",
+            "How far the 4 s endpoint of the `convgru` run's plan moves when the same weights get no temporal "
+            "content (the current frame repeated 4 times, no motion), or only the current frame (one GRU step from "
+            "a zero state: the `use_convgru=false` path, never seen in its training); next to the endpoint gap to "
+            "the `single_frame` run of the same seed. Mean over the evaluation scenes"
+            + (f" and on `{top}`" if top else "")
+            + "; computed by the script from the checkpoints and the feature cache.",
+            "",
+            "| seed | history → repeated [m] | p90 [m] | history → current only [m] | gap to single_frame [m] |"
+            + (" on top log: repeated / current only / gap [m] |" if top else ""),
+            "|---|---|---|---|---|" + ("---|" if top else ""),
+        ]
+        for s, pr in probes.items():
+            row = (
+                f"| {s} | {pr['history_shift_m']:.2f} | {pr['history_shift_p90_m']:.2f} | "
+                f"{pr['one_step_shift_m']:.2f} | {pr['variant_gap_m']:.2f} |"
+            )
+            if top:
+                lg = pr["per_log"].get(top, {})
+                row += " {:.2f} / {:.2f} / {:.2f} |".format(
+                    *(
+                        lg.get(k, float("nan"))
+                        for k in ("history_shift_m", "one_step_shift_m", "variant_gap_m")
+                    )
+                )
+            lines.append(row)
+    for title, rows in (breakdowns or {}).items():
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"By {title} (paired per-scene difference, seed-averaged; 95 % bootstrap CI over the scenes of the "
+            "group; `temporal.png`):",
+            "",
+            f"| {title} | scenes | convgru | single_frame | difference | 95 % CI |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            lo, hi = r["ci95"]
+            lines.append(
+                f"| {r['group']} | {r['scenes']} | {r['convgru']:.4f} | {r['single_frame']:.4f} | "
+                f"{r['mean']:+.4f} | [{lo:+.4f}, {hi:+.4f}] |"
+            )
     lines += [
         "",
         "## Perception (on the evaluation split, mean ± std over seeds)",
@@ -267,6 +632,7 @@ def score(
         "scores": read_scores(scored / "pdm_scores.csv"),
         "perception": json.loads((perc / "perception.json").read_text())["metrics"],
         "samples_per_s": throughput(run),
+        "train_seconds": train_seconds(run),
         "train_scenes": meta.get("data", {}).get("train", {}).get("num_tokens"),
     }
 
@@ -290,6 +656,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="OpenMP/torch threads per process")
     p.add_argument(
         "--reference-seeds", default="", help=f"also train and score {REFERENCE} with these seeds (e.g. 0)"
+    )
+    p.add_argument(
+        "--probe",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure how far the history moves the trained convgru plans (in-process, cached per run)",
     )
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -335,15 +707,39 @@ def main(argv: list[str] | None = None) -> None:
             log=log, env=env, skip=finished(run),
         )  # fmt: skip
         runs[REFERENCE][seed] = score(run, data, args, metric_cache, features, log, env)
-    comparison = paired(runs, seeds)
+    token_log = scene_logs(metric_cache)
+    from planlab.atomic import atomic_write_text
+
+    comparison = paired(runs, seeds, token_log)
+    if args.probe:
+        for seed in seeds:
+            path = work / f"convgru_seed{seed}" / f"history_probe_{args.split}.json"
+            if not path.is_file() or json.loads(path.read_text()).get("version") != PROBE_VERSION:
+                print(f"history probe of convgru_seed{seed}", flush=True)
+                result = history_probe(
+                    work / f"convgru_seed{seed}", work / f"single_frame_seed{seed}", data, args.split,
+                    features, token_log,
+                )  # fmt: skip
+                atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+            runs["convgru"][seed]["probe"] = json.loads(path.read_text())
+    scored = set.intersection(*(set(r["scores"]) for rs in runs.values() for r in rs.values()))
+    breakdowns = {
+        "scenario type of the log": by_group(runs, seeds, scene_scenarios(data, token_log)),
+        "ego speed at the current frame": by_group(
+            runs, seeds, scene_speeds(data, args.split, scored), order=[n for n, _ in SPEED_BANDS]
+        ),
+    }
     first = runs["convgru"][seeds[0]]
     meta = {
         "argv": " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         "data": str(args.data),
         "preset": args.preset,
         "seeds": seeds,
+        "dataset": dataset_identity(data),
         "epochs": args.epochs,
         "label_fraction": args.label_fraction,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
         "train_scenes": first["train_scenes"],
         "split": args.split,
         "eval_scenes": first["num_valid"],
@@ -353,14 +749,15 @@ def main(argv: list[str] | None = None) -> None:
         "host": os.uname().nodename,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    from planlab.atomic import atomic_write_text
 
     plain = {v: {s: {k: r[k] for k in r if k != "scores"} for s, r in rs.items()} for v, rs in runs.items()}
     atomic_write_text(
         args.out / "temporal.json",
-        json.dumps({"meta": meta, "runs": plain, "paired": comparison}, indent=1) + "\n",
+        json.dumps({"meta": meta, "runs": plain, "paired": comparison, "breakdowns": breakdowns}, indent=1)
+        + "\n",
     )
-    atomic_write_text(args.out / "temporal.md", render(meta, runs, comparison))
+    plot(args.out / "temporal.png", runs, seeds, breakdowns)
+    atomic_write_text(args.out / "temporal.md", render(meta, runs, comparison, breakdowns))
     print(f"wrote {args.out / 'temporal.md'}")
 
 
