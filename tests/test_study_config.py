@@ -80,6 +80,28 @@ def test_schedule_gives_small_subsets_more_epochs():
     assert ft["optim.finetune.unfreeze_at_epoch"] == 150
 
 
+def test_step_cap_and_fine_tuning_after_a_whole_frozen_stage():
+    from planlab.study.config import StudySchedule
+
+    cfg = build_study_config([], ARMS)
+    capped = ArmConfig(name="c", schedule=StudySchedule(epochs=1, min_steps=10, max_steps=10))
+    assert schedule_overrides(cfg, capped, 1.0, 3900, 64)["trainer.max_steps"] == 10  # 61 steps/epoch, capped
+    tiny = schedule_overrides(cfg, capped, 0.01, 3900, 64)  # one batch per epoch: 10 epochs = 10 steps
+    assert tiny["trainer.max_epochs"] == 10 and tiny["trainer.max_steps"] == 10
+    ft = ArmConfig(name="f", finetune_at=0.5, schedule=StudySchedule(epochs=2, min_steps=20, max_steps=10))
+    full = schedule_overrides(cfg, ft, 1.0, 3900, 64)
+    # one whole frozen epoch (61 steps), then at most 10 steps with the last blocks trainable
+    assert full["optim.finetune.unfreeze_at_epoch"] == 1 and full["trainer.max_epochs"] == 2
+    assert full["trainer.max_steps"] == 61 + 10
+    small = schedule_overrides(cfg, ft, 0.01, 3900, 64)  # 20 epochs of 1 step: frozen for 10, then 10 more
+    assert small["optim.finetune.unfreeze_at_epoch"] == 10 and small["trainer.max_steps"] == 20
+    assert small["trainer.max_epochs"] == 20
+    with pytest.raises(ConfigError, match="max_steps"):
+        build_study_config([], {**ARMS, "schedule": {"max_steps": 0}})
+    with pytest.raises(ConfigError, match="set by the study"):
+        build_study_config([], {"arms": [{"name": "a", "overrides": {"trainer.max_steps": 5}}]})
+
+
 def test_experiment_ids():
     cfg = build_study_config([], ARMS)
     assert exp_id(cfg, "a", 0.01, 2) == "le-a-f0.01-s2"

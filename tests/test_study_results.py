@@ -117,8 +117,7 @@ def test_written_results_carry_the_derived_figures(tmp_path):
     cfg = build_study_config([], {
         "name": "syn", "fractions": [0.1, 0.5, 1.0], "seeds": [0, 1],
         "arms": [{"name": "a", "label": "Arm A"},
-                 {"name": "b", "label": "Arm B", "schedule": {"epochs": 2, "min_steps": 5},
-                  "overrides": {"trainer.max_steps": 40}}],
+                 {"name": "b", "label": "Arm B", "schedule": {"epochs": 2, "min_steps": 5, "max_steps": 40}}],
         "results": {"dir": str(tmp_path / "res"), "name": "le", "resamples": 200, "compare": [["a", "b"]],
                     "notes": ["image arms capped at 40 steps (CPU budget)"]},
     })  # fmt: skip

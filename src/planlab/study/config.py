@@ -49,10 +49,16 @@ class StudySchedule:
     epochs: int = 20
     min_steps: int = 300
     val_checks: int = 20
+    # A cap on optimiser steps per run (None: none), for arms that run the encoder on images under a compute
+    # budget. For a selective fine-tuning arm it caps the steps *after* unfreezing: the frozen stage keeps
+    # its whole epochs, so every run of the arm is two-stage whatever its fraction.
+    max_steps: int | None = None
 
     def validate(self) -> None:
         if self.epochs < 1 or self.min_steps < 0 or self.val_checks < 1:
             raise ConfigError("schedule.epochs and schedule.val_checks must be >= 1, schedule.min_steps >= 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"schedule.max_steps must be >= 1 or null, got {self.max_steps}")
 
 
 @dataclass
@@ -163,8 +169,8 @@ class StudyConfig:
             arm.validate(f"arms[{i}]")
         from planlab.experiments.spec import flatten
 
-        owned = ("trainer.seed", "trainer.max_epochs", "trainer.check_val_every_n_epoch", "data.label_fraction",
-                 "data.subset_seed")  # fmt: skip
+        owned = ("trainer.seed", "trainer.max_epochs", "trainer.max_steps", "trainer.check_val_every_n_epoch",
+                 "data.label_fraction", "data.subset_seed")  # fmt: skip
         for source, layer in [("train", self.train)] + [
             (f"arms[{i}].overrides", a.overrides) for i, a in enumerate(self.arms)
         ]:

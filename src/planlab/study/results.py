@@ -447,11 +447,8 @@ def pretrain_curve(path: Path) -> dict[str, Any]:
 def _schedule_text(cfg: Any, arm: Any) -> str:
     sch = arm.schedule or cfg.schedule
     text = f"≥ {sch.epochs} epochs, ≥ {sch.min_steps} steps"
-    from planlab.experiments.spec import flatten
-
-    cap = flatten(arm.overrides or {}).get("trainer.max_steps")
-    if cap is not None and int(cap) > 0:
-        text += f", ≤ {int(cap)} steps"
+    if sch.max_steps is not None:
+        text += f", ≤ {sch.max_steps} steps" + (" after unfreezing" if arm.finetune_at is not None else "")
     return text
 
 

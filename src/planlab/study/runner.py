@@ -289,7 +289,8 @@ def schedule_overrides(
     cfg: StudyConfig, arm: ArmConfig, fraction: float, n_train: int, batch: int
 ) -> dict[str, Any]:
     """Run length of one fraction: ``schedule.epochs``, raised so every run makes at least ``min_steps``
-    optimiser steps (small subsets get more epochs), validated about ``val_checks`` times."""
+    optimiser steps (small subsets get more epochs), validated about ``val_checks`` times; ``max_steps`` caps
+    the steps (for a fine-tuning arm: the steps after unfreezing, which happens at an epoch boundary)."""
     from planlab.data.subsets import subset_size
 
     sch = arm.schedule or cfg.schedule
@@ -299,7 +300,14 @@ def schedule_overrides(
     over: dict[str, Any] = {"trainer.max_epochs": epochs,
                             "trainer.check_val_every_n_epoch": max(1, epochs // max(sch.val_checks, 1))}  # fmt: skip
     if arm.finetune_at is not None:
-        over["optim.finetune.unfreeze_at_epoch"] = max(1, int(round(arm.finetune_at * epochs)))
+        unfreeze = max(1, int(round(arm.finetune_at * epochs)))
+        over["optim.finetune.unfreeze_at_epoch"] = unfreeze
+        if sch.max_steps is not None:
+            # the whole frozen stage, then at most max_steps with the last blocks trainable
+            over["trainer.max_epochs"] = max(epochs, unfreeze + math.ceil(sch.max_steps / per_epoch))
+            over["trainer.max_steps"] = unfreeze * per_epoch + sch.max_steps
+    elif sch.max_steps is not None:
+        over["trainer.max_steps"] = sch.max_steps
     return over
 
 
