@@ -557,11 +557,17 @@ class World:
             if other in self._merge_gates:
                 continue
             holders = self.claims.get(other)
-            if holders and any(h != veh.id for h in holders):
+            if holders and any(
+                h != veh.id
+                and not self._past_conflict(cid, other, h)
+                and not self._merges_ahead(veh, c, other, h, d_entry)
+                for h in holders
+            ):
                 return self._deny(veh, "claim")
-        # Courtesy: whoever has waited at the line for long goes first (no starvation on busy roads).
+        # Courtesy: whoever has waited at the line for long goes first (no starvation on busy roads). Not at
+        # lights: there the light decides, and a driver held by red must not stop one who has green.
         my_wait = veh.script.get("wait", {}).get(cid, 0.0)
-        for other in conflicts:
+        for other in () if self.signals.is_signalised(cid) else conflicts:
             for ov, _od in approach.get(other, ()):
                 w = ov.script.get("wait", {}).get(other, 0.0)
                 if ov.id != veh.id and w > 4.0 and (w > my_wait or (w == my_wait and ov.id < veh.id)):
@@ -599,6 +605,49 @@ class World:
                 return self._deny(veh, "exit full")
         return True
 
+    def _past_conflict(self, cid: int, other: int, holder: int) -> bool:
+        """Whether the holder of a claim on connector ``other`` has its rear past the stretch of ``other``
+        that conflicts with ``cid`` (it only drives away from us now: its claim no longer blocks)."""
+        ov = self.vehicles.get(holder)
+        if ov is None:
+            return False
+        lid, s_local = ov.path.lane_at(ov.s)
+        if lid != other:
+            return False  # still approaching (or already out, when its claim is about to go)
+        return s_local - ov.rear > self._conflict_end(cid, other) + 0.5
+
+    def _conflict_end(self, cid: int, other: int) -> float:
+        """Arc length on ``other`` after which a car on it (centre ≥ 1.6 m from ``cid``'s lane polygon: half
+        a wide car and the 0.6 m of the conflict test) no longer touches ``cid``; cached per network."""
+        ends = self.net.cache.setdefault("conflict_end", {})
+        key = (cid, other)
+        if key not in ends:
+            o = self.net.lanes[other]
+            zone = self.net.lanes[cid].polygon.buffer(1.6)
+            inside = shapely.contains_xy(zone, o.center[:, 0], o.center[:, 1])
+            # no overlap (exit or side-by-side conflicts): the whole connector conflicts
+            ends[key] = float(o.s[np.nonzero(inside)[0][-1]]) + 1.0 if inside.any() else o.length
+        return ends[key]
+
+    def _merges_ahead(self, veh: Vehicle, c, other: int, holder: int, d_entry: float) -> bool:
+        """Whether the holder of a claim on ``other``, a connector into the same exit road as ``c`` (the
+        same lane or the one beside it), is already on it or past it and leaves the junction at least 2 s
+        before ``veh`` could get there: it will be ahead, and ``veh`` goes in behind it like behind any
+        leader instead of waiting until its rear has left the junction."""
+        out_me, out_other = self.net.lanes[c.successors[0]], self.net.lanes[self.net.lanes[other].successors[0]]
+        if out_me.block != out_other.block:
+            return False
+        ov = self.vehicles.get(holder)
+        if ov is None:
+            return False
+        lid, s_local = ov.path.lane_at(ov.s)
+        if lid == out_other.fid:
+            return True
+        if lid != other:
+            return False
+        t_holder = (self.net.lanes[other].length - s_local) / max(ov.v, 0.5)
+        return t_holder + 2.0 < _time_to_clear(veh, max(d_entry, 0.0) + c.length, c.speed_limit)
+
     def _deny(self, veh: Vehicle, reason: str) -> bool:
         """Record why a vehicle may not enter (for diagnostics) and return False."""
         veh.script["deny"] = reason
@@ -628,7 +677,10 @@ class World:
 
     # ---- crosswalks --------------------------------------------------------------------------------------------------
     def _crosswalk_stops(self, vehicles: list[Vehicle], cons: dict[int, list]) -> None:
-        busy = {cw for cw, peds in self.cw_occupied.items() if peds}
+        """Each vehicle stops before a crosswalk while a pedestrian on it is in, or will walk into, the
+        vehicle's own path there; one who has passed its path or is still far from it does not hold it up
+        (drivers do not wait for the whole crosswalk to clear)."""
+        busy = {cw: peds for cw, peds in self.cw_occupied.items() if peds}
         if not busy:
             return
         for veh in vehicles:
@@ -639,11 +691,33 @@ class World:
                 start = veh.path.start[idx]
                 if start - front > reach:
                     break
-                for cw, s0, _s1 in self.lane_crosswalks.get(veh.path.lanes[idx], ()):
+                for cw, s0, s1 in self.lane_crosswalks.get(veh.path.lanes[idx], ()):
                     if cw in busy:
                         gap = start + s0 - 1.0 - front
-                        if gap > -0.5:
+                        if gap > -0.5 and self._crosswalk_in_path(veh, start, s0, s1, gap, busy[cw]):
                             cons[veh.id].append((gap, 0.0, 0.3))
+
+    def _crosswalk_in_path(
+        self, veh: Vehicle, start: float, s0: float, s1: float, gap: float, ped_ids: set[int]
+    ) -> bool:
+        """Whether a pedestrian on the crosswalk stands in the vehicle's path (its half width + 1 m either
+        side of the lane centre where it crosses) or walks towards it and gets there before the vehicle,
+        at its speed (≥ 2 m/s: it may start from rest) plus 2 s, has crossed."""
+        x, y, h = veh.path.pose1(start + 0.5 * (s0 + s1))
+        nx, ny = -math.sin(h), math.cos(h)  # across the vehicle's path [unit]
+        half = 0.5 * veh.width + 1.0
+        t_pass = (max(gap, 0.0) + 1.0 + (s1 - s0) + veh.length) / max(veh.v, 2.0) + 2.0
+        for pid in ped_ids:
+            ped = self.peds.get(pid)
+            if ped is None:
+                continue
+            lat = (ped.x - x) * nx + (ped.y - y) * ny  # signed offset from the path centre [m]
+            if abs(lat) < half:
+                return True
+            towards = -math.copysign(1.0, lat) * (math.cos(ped.heading) * nx + math.sin(ped.heading) * ny)
+            if towards > 0.1 and (abs(lat) - half) / (max(ped.v_des, 0.5) * towards) < t_pass:
+                return True
+        return False
 
     def crossing_allowed(self, edge_id: int, speed: float) -> bool:
         """Whether a pedestrian may step onto crossing edge ``edge_id``: its signal shows a long enough red
