@@ -355,9 +355,9 @@ def train_seconds(run_dir: Path) -> float | None:
     return (max(times) - min(times)).total_seconds() if len(times) > 1 else None
 
 
-def outcome(comparison: dict, seeds: list[int]) -> str:
-    """Sentences read off the paired comparison: helps / hurts / no detectable difference, and whether one log
-    carries the difference."""
+def outcome(comparison: dict, seeds: list[int], probes: dict[int, dict] | None = None) -> str:
+    """Sentences read off the paired comparison: helps / hurts / no detectable difference, whether one log
+    carries the difference, and (with the history probes) whether the plans depend on the history at all."""
     if not comparison:
         return "No scene was scored by every run: no paired comparison."
     lo, hi = comparison.get("ci95_logs") or comparison["ci95"]
@@ -367,7 +367,7 @@ def outcome(comparison: dict, seeds: list[int]) -> str:
         text = f"**History helps** here: the paired difference is above zero (CI over {unit} excludes 0; ConvGRU better in {better})."
     elif hi < 0:
         text = (
-            "**History does not help** here: the ConvGRU agent scores *lower* than the same agent on the current "
+            "**History does not help** here: averaged over seeds the ConvGRU agent scores *lower* than the same agent on the current "
             f"frame only (CI over {unit} below 0; ConvGRU better in {better})."
         )
     else:
@@ -381,6 +381,15 @@ def outcome(comparison: dict, seeds: list[int]) -> str:
             f" One log carries {100 * top['share']:.0f} % of the difference (`{top['log']}`, {top['scenes']} scenes, "
             f"{top['mean']:+.3f} per scene); without it the mean difference is "
             f"{comparison['mean_without_top_log']:+.4f}."
+        )
+    if probes:
+        shift = statistics.fmean(pr["history_shift_m"] for pr in probes.values())
+        gap = statistics.fmean(pr["variant_gap_m"] for pr in probes.values())
+        verdict = "barely depend on" if shift < gap else "depend on"
+        text += (
+            f" The trained ConvGRU plans {verdict} their history: without its temporal content a plan's 4 s endpoint "
+            f"moves {shift:.2f} m on average, against {gap:.2f} m between the convgru and single_frame runs of "
+            "one seed (see the history probe below)."
         )
     return text
 
@@ -449,7 +458,12 @@ def render(meta: dict, runs: dict, comparison: dict, breakdowns: dict[str, list[
         f"{train_min} min per run (convgru) and {train_sf} min (single_frame) of wall clock on `{meta['host']}`. "
         "The seeds change the initialisation and the batch order; the labelled subset is the same for all runs.",
         "",
-        "**Outcome.** " + outcome(comparison, seeds),
+        "**Outcome.** "
+        + outcome(
+            comparison,
+            seeds,
+            {s: runs["convgru"][s]["probe"] for s in seeds if runs["convgru"][s].get("probe")},
+        ),
         "",
         "Both variants are the `convgru_bev` agent with identical parameters: `convgru` reads 4 LiDAR BEV frames "
         "(1.5 s) and fuses them with the ego-motion-warped ConvGRU; `single_frame` (`agent.use_convgru=false`) "
