@@ -145,12 +145,16 @@ def load_agent_from_checkpoint(
     The agent class and settings come from the checkpoint's metadata (through the registry), the weights
     from its state dict; ``device`` defaults to CUDA when available, else CPU.
     """
-    from planlab.agents.registry import build_agent
+    from planlab.agents.registry import build_agent, get_spec
 
     path = resolve_checkpoint(path_or_run_dir, which)
     ckpt = read_checkpoint(path)
     meta = checkpoint_meta(ckpt, path)
-    agent = build_agent(meta["agent_name"], config=dict(meta["agent_settings"]))
+    settings = dict(meta["agent_settings"])
+    legacy = getattr(get_spec(meta["agent_name"]).load_class(), "legacy_settings", {})
+    for key, value in legacy.items():  # a checkpoint older than the setting: its behaviour back then
+        settings.setdefault(key, value)
+    agent = build_agent(meta["agent_name"], config=settings)
     load_state_into(agent, agent_state_dict(ckpt), meta.get("external_state") or {}, path)
     torch = _torch()
     if device is None:

@@ -126,6 +126,9 @@ class EgoStatusMLPConfig:
 
     hidden_dim: int = 512
     num_hidden_layers: int = 3
+    # Inputs and outputs in fixed physical units, L1 in those units (planlab.models.scaling); False is
+    # NAVSIM's raw-unit network and loss.
+    normalize: bool = True
     ego: EgoFeatureConfig = field(default_factory=EgoFeatureConfig)
     trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
 

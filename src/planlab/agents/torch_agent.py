@@ -32,6 +32,9 @@ class TorchAgent(nn.Module, Agent):
     config_class: ClassVar[type]
     #: the registry name (``planlab train --agent <registry_name>``)
     registry_name: ClassVar[str]
+    #: settings added after checkpoints existed: the value that reproduces what a checkpoint recorded without
+    #: them was trained with (applied by ``load_agent_from_checkpoint``; new checkpoints record every setting)
+    legacy_settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Any = None, checkpoint_path: str | None = None) -> None:
         nn.Module.__init__(self)
