@@ -137,6 +137,8 @@ def render(rows: list[dict], meta: dict) -> str:
         std = f"{r['pdms_std']:.4f} ({r['seeds']})" if r["seeds"] > 1 else f"– ({r['seeds']})"
         subs = " | ".join(f"{r['subscores'][k]:.3f}" for k in SUBS)
         lines.append(f"| {r['agent']} | {r['pdms_mean']:.4f} | {std} | {subs} | {r['scenes']} |")
+    if meta.get("note"):
+        lines += ["", meta["note"]]
     lines += [
         "",
         "Commands run:",
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-workers", type=int, default=1, help="processes for `planlab eval run`")
     p.add_argument("--split", default="test", help="evaluation split")
     p.add_argument("--vocab-size", type=int, default=128)
+    p.add_argument(
+        "--note", default="", help="a paragraph (markdown) printed under the table: scale chosen, why"
+    )
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     log: list[str] = []
@@ -201,7 +206,22 @@ def main(argv: list[str] | None = None) -> None:
         f"trainer.batch_size={args.batch_size}",
         f"data.cache.path={work / 'features'}",
     ]
+    # The logged human future (privileged): the ceiling of an imitation planner in this world.
     rows = [
+        row(
+            "log_replay (logged future, reference)",
+            [
+                evaluate(
+                    work / "eval" / "log_replay",
+                    ["--agent", "log_replay"],
+                    data,
+                    args.split,
+                    test_cache,
+                    args.eval_workers,
+                    log,
+                )
+            ],
+        ),
         row(
             "constant_velocity",
             [
@@ -215,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
                     log,
                 )
             ],
-        )
+        ),
     ]
 
     summaries = []
@@ -279,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "seeds": seeds,
+        "note": args.note,
         "commands": log,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": time.perf_counter() - t0,
