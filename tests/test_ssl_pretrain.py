@@ -156,3 +156,26 @@ def test_cli_errors_are_one_line(tmp_path):
     assert missing.returncode != 0 and "ViT config not found" in missing.stderr and "Traceback" not in missing.stderr
     odd = _cli("pretrain", "--dry-run", "camera.image_width=250")
     assert odd.returncode != 0 and "multiple of encoder.patch_size" in odd.stderr
+
+
+def test_probe_cli_on_the_exported_encoder(finished, calib_root):
+    """`planlab ssl probe` reads the encoder's camera settings from its planlab.json (a CameraFeatureConfig
+    validated with its prefix) and compares it with the random-init ViT of the same shape."""
+    cfg, result, root = finished
+    out = _cli("probe", "--encoder", str(result.encoder_dir), "--split", "calib", "--data-root", str(calib_root),
+               "--cache-dir", str(root / "frames"), "--pooling", "grid", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["pooling"] == "grid" and data["frames"] == 107
+    assert set(data["ssl_minus_random"]) == {"speed_r2", "command_bacc", "lead_bacc"}
+    bad = json.loads((result.encoder_dir / "planlab.json").read_text())
+    bad["camera"]["cameras"] = []
+    broken = root / "broken_encoder"
+    broken.mkdir()
+    for f in result.encoder_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "planlab.json").write_text(json.dumps(bad))
+    err = _cli("probe", "--encoder", str(broken), "--split", "calib", "--data-root", str(calib_root),
+               "--cache-dir", str(root / "frames"))  # fmt: skip
+    assert err.returncode != 0 and "camera.cameras must name at least one camera" in err.stderr
+    assert "Traceback" not in err.stderr

@@ -215,10 +215,11 @@ def encoder_camera(encoder_dir: str, image_size: tuple[int, int]) -> Any:
     """The camera settings an encoder was pre-trained with (``planlab.json``), else the defaults at its native
     image size."""
     import json
+    from dataclasses import fields
     from pathlib import Path
 
     from planlab.agents.learned_config import CameraFeatureConfig
-    from planlab.config import build_config
+    from planlab.errors import CheckpointError
     from planlab.ssl.convert import INFO_FILE
 
     info_path = Path(encoder_dir) / INFO_FILE
@@ -228,7 +229,13 @@ def encoder_camera(encoder_dir: str, image_size: tuple[int, int]) -> Any:
     cam.update({"history_index": 0})
     cam.setdefault("image_height", image_size[0])
     cam.setdefault("image_width", image_size[1])
-    return build_config(CameraFeatureConfig, cam)
+
+    unknown = sorted(set(cam) - {f.name for f in fields(CameraFeatureConfig)})
+    if unknown:
+        raise CheckpointError(f"{info_path}: unknown camera setting(s) {', '.join(unknown)}")
+    camera = CameraFeatureConfig(**cam)
+    camera.validate(f"{info_path}: camera")
+    return camera
 
 
 def probe_encoder(
