@@ -131,3 +131,13 @@ def test_random_encoders_are_the_pretraining_init_per_seed(tmp_path):
     assert not torch.equal(a["blocks.0.attn.qkv.weight"], b["blocks.0.attn.qkv.weight"])
     assert json.loads((r0 / "planlab.json").read_text())["camera"]["image_width"] == 64
     assert random_encoder(tmp_path, enc, 0) == r0  # made once, then reused
+
+
+def test_report_command_line_carries_the_overrides():
+    from planlab.study.runner import _command
+
+    cfg = build_study_config([], ARMS)
+    cmd = _command(cfg, ["label_efficiency_small"], "local", ["data.root=/data/small dir", "seeds=[0,1]"])
+    assert cmd == ("planlab study label-efficiency --config label_efficiency_small 'data.root=/data/small dir' "
+                   "'seeds=[0,1]'")  # fmt: skip
+    assert _command(cfg, [], "slurm") == "planlab study label-efficiency --launcher slurm"

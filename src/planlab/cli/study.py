@@ -43,7 +43,7 @@ def label_efficiency(
 
     outcome = run_study(cfg, launcher=launcher, collect_only=collect, dry_run=dry_run,
                         progress=not (no_progress or json_out), config_files=[str(p) for p in config or []],
-                        echo=echo)  # fmt: skip
+                        overrides=list(overrides or []), echo=echo)  # fmt: skip
     info = {
         "out_dir": str(outcome.out_dir),
         "runs": len(outcome.plan.runs),

@@ -561,6 +561,7 @@ def run_study(
     dry_run: bool = False,
     progress: bool = True,
     config_files: list[str] | None = None,
+    overrides: list[str] | None = None,
     echo: Echo = _quiet,
 ) -> StudyOutcome:
     """Run (or continue, or only collect) the study of ``cfg``; writes the results of the finished runs."""
@@ -576,7 +577,8 @@ def run_study(
     previous = _read_study(out)
     if previous.get("config") and previous["config"].get("name") != cfg.name:
         raise PlanlabError(f"{out} holds study {previous['config'].get('name')!r}, not {cfg.name!r}")
-    _update_study(out, config=to_dict(cfg), config_files=[str(p) for p in config_files or []])
+    _update_study(out, config=to_dict(cfg), config_files=[str(p) for p in config_files or []],
+                  overrides=list(overrides or []))  # fmt: skip
     needs_encoder = any(a.encoder != "none" for a in cfg.arms)
     encoder = None
     if needs_encoder:
@@ -606,7 +608,7 @@ def run_study(
     table = collect(plan)
     outcome.pending = [r.exp_id for r in plan.runs if r.exp_id not in table.completed]
     if table.completed:
-        outcome.results = write_results(plan, table, command=_command(cfg, config_files, launcher))
+        outcome.results = write_results(plan, table, command=_command(cfg, config_files, launcher, overrides))
     outcome.seconds = time.perf_counter() - t0
     _update_study(out, last_run={"seconds": round(outcome.seconds, 1), "launcher": launcher,
                                  "completed": len(table.completed), "pending": len(outcome.pending),
@@ -614,8 +616,14 @@ def run_study(
     return outcome
 
 
-def _command(cfg: StudyConfig, files: list[str] | None, launcher: str) -> str:
-    parts = ["planlab study label-efficiency"] + [f"--config {f}" for f in files or []]
+def _command(
+    cfg: StudyConfig, files: list[str] | None, launcher: str, overrides: list[str] | None = None
+) -> str:
+    """The command line that regenerates the results (config files, launcher and key=value overrides)."""
+    import shlex
+
+    parts = ["planlab study label-efficiency"] + [f"--config {shlex.quote(str(f))}" for f in files or []]
     if launcher != "local":
         parts.append(f"--launcher {launcher}")
+    parts += [shlex.quote(o) for o in overrides or []]
     return " ".join(parts)
