@@ -69,6 +69,23 @@ def check_map(source: str | os.PathLike | GPKGMap | MapData, **kwargs: float) ->
     return issues
 
 
+# Precision grid [m] of the polygon overlays (0.1 mm, the world writer's coordinate grid): far below
+# area_tol, far above floating-point noise.
+OVERLAY_GRID = 1e-4
+
+
+def _difference(grid: float | None, a: object, b: object) -> object:
+    return shapely.difference(a, b, grid_size=grid)
+
+
+def _intersection(grid: float | None, a: object, b: object) -> object:
+    return shapely.intersection(a, b, grid_size=grid)
+
+
+def _union_all(grid: float | None, geoms: object) -> object:
+    return shapely.union_all(geoms, grid_size=grid)
+
+
 def validate_map(
     source: str | os.PathLike | GPKGMap | MapData,
     *,
@@ -76,13 +93,16 @@ def validate_map(
     endpoint_tol: float = 0.1,
     max_vertex_spacing: float = 1.0,
     area_tol: float = 0.01,
+    grid_size: float | None = OVERLAY_GRID,
 ) -> list[MapIssue]:
     """All conformance issues of a map (empty list = conformant).
 
     ``source``: a map.gpkg path, an open :class:`GPKGMap`, or a :class:`MapData` (validated in memory,
     as the writer would store it; ``crs`` is used only then). Tolerances: ``endpoint_tol`` [m] for
     connector/lane baseline joins (P8), ``max_vertex_spacing`` [m] for baselines (P10), ``area_tol`` [m²]
-    for coverage, tiling and overlap (P11).
+    for coverage, tiling and overlap (P11). Polygon overlays run on a ``grid_size`` [m] precision grid
+    (GEOS snap-rounding: robust to floating-point noise, no slivers from edges that match to 1e-9 m; None
+    for full floating precision).
     """
     if isinstance(source, MapData):
         gmap = GPKGMap.from_map_data(source, crs)
@@ -93,14 +113,17 @@ def validate_map(
             gmap = open_map(source)
         except DataError as exc:
             return [MapIssue("error", "", None, str(exc), "open")]
-    v = _Validator(gmap, endpoint_tol, max_vertex_spacing * (1.0 + 1e-6), area_tol)
+    v = _Validator(gmap, endpoint_tol, max_vertex_spacing * (1.0 + 1e-6), area_tol, grid_size)
     v.run()
     return v.issues
 
 
 class _Validator:
-    def __init__(self, gmap: GPKGMap, endpoint_tol: float, max_spacing: float, area_tol: float) -> None:
+    def __init__(
+        self, gmap: GPKGMap, endpoint_tol: float, max_spacing: float, area_tol: float, grid: float | None
+    ) -> None:
         self.m = gmap
+        self.grid = grid
         self.endpoint_tol = endpoint_tol
         self.max_spacing = max_spacing
         self.area_tol = area_tol
@@ -518,7 +541,7 @@ class _Validator:
             near = d_geoms[tree.query(g, predicate="intersects")]
             if len(near) == 0:
                 return float(g.area)  # type: ignore[attr-defined]
-            return float(shapely.difference(g, shapely.union_all(near)).area)
+            return float(_difference(self.grid, g, _union_all(self.grid, near)).area)
 
         lanes, lane_ok = self._polys(L.LANES)
         gen, gen_ok = self._polys(L.LANE_CONNECTOR_POLYGONS)
@@ -552,7 +575,7 @@ class _Validator:
             if irow is not None:
                 jg = inter.geometries[irow]
                 if jg is not None and jg.geom_type == "Polygon" and jg.is_valid:
-                    area = float(shapely.difference(poly, jg).area)
+                    area = float(_difference(self.grid, poly, jg).area)
                     if area > self.area_tol:
                         self.add(
                             "error", L.LANE_CONNECTOR_POLYGONS, int(gen.fids[row]),
@@ -560,7 +583,7 @@ class _Validator:
                         )  # fmt: skip
             pg = rbc.geometries[prow]
             if pg is not None and pg.geom_type == "Polygon" and pg.is_valid:
-                area = float(shapely.difference(poly, pg).area)
+                area = float(_difference(self.grid, poly, pg).area)
                 if area > self.area_tol:
                     self.add(
                         "warning", L.LANE_CONNECTOR_POLYGONS, int(gen.fids[row]),
@@ -585,13 +608,13 @@ class _Validator:
             polys = lanes.geometries[rows]
             for i in range(len(rows)):
                 for j in range(i):
-                    area = float(shapely.intersection(polys[i], polys[j]).area)
+                    area = float(_intersection(self.grid, polys[i], polys[j]).area)
                     if area > self.area_tol:
                         self.add(
                             "error", L.LANES, int(lanes.fids[rows[i]]),
                             f"overlaps lane {int(lanes.fids[rows[j]])} of the same group by {area:.3f} m²", "P11",
                         )  # fmt: skip
-            gap = float(shapely.difference(groups.geometries[grow], shapely.union_all(polys)).area)
+            gap = float(_difference(self.grid, groups.geometries[grow], _union_all(self.grid, polys)).area)
             if gap > self.area_tol:
                 self.add(
                     "warning",
@@ -601,7 +624,7 @@ class _Validator:
                     "P11",
                 )
             for row in rows:
-                out = float(shapely.difference(lanes.geometries[row], groups.geometries[grow]).area)
+                out = float(_difference(self.grid, lanes.geometries[row], groups.geometries[grow]).area)
                 if out > self.area_tol:
                     self.add(
                         "warning",
@@ -621,7 +644,7 @@ class _Validator:
         for i, j in zip(a.tolist(), b.tolist(), strict=True):
             if j >= i:
                 continue
-            area = float(shapely.intersection(geoms[i], geoms[j]).area)
+            area = float(_intersection(self.grid, geoms[i], geoms[j]).area)
             if area > self.area_tol:
                 self.add(
                     "error", L.LANE_GROUPS, int(groups.fids[rows[i]]),

@@ -7,9 +7,7 @@ The world writes one GeoPackage per nuPlan location (contract §1.1: the maps DB
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,34 +35,8 @@ from planlab.maps import (
 from planlab.world.network import RoadNetwork
 
 # The date GDAL stamps into gpkg_contents.last_change (and similar) while the world writes maps.
-PINNED_GDAL_DATE = "2024-01-01T00:00:00Z"
 # Intersection type codes (written as ``intersection_type_fid``; not read by nuPlan's map API).
 _INTERSECTION_TYPES = {"signal": 1, "stop": 2, "priority": 3, "merge": 4, "none": 0}
-
-
-@contextlib.contextmanager
-def pinned_gdal_date(value: str = PINNED_GDAL_DATE) -> Iterator[None]:
-    """Make GDAL write ``value`` wherever it would stamp the current time (``OGR_CURRENT_DATE``).
-
-    Also turns off SQLite's per-transaction fsync while the map is written (``OGR_SQLITE_SYNCHRONOUS``):
-    the map writer writes to a temporary file, fsyncs it once and renames it, so durability is unchanged
-    and writing is about three times faster.
-    """
-    import pyogrio
-
-    options = {"OGR_CURRENT_DATE": value, "OGR_SQLITE_SYNCHRONOUS": "OFF"}
-    previous = {k: pyogrio.get_gdal_config_option(k) for k in options}
-    old_env = os.environ.get("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options(options)
-    os.environ["OGR_CURRENT_DATE"] = value
-    try:
-        yield
-    finally:
-        pyogrio.set_gdal_config_options(previous)
-        if old_env is None:
-            os.environ.pop("OGR_CURRENT_DATE", None)
-        else:
-            os.environ["OGR_CURRENT_DATE"] = old_env
 
 
 def _poly(p: Polygon) -> Polygon:
@@ -193,9 +165,8 @@ def network_to_map_data(net: RoadNetwork) -> MapData:
 
 def write_network(net: RoadNetwork, maps_root: str | os.PathLike, version: str | None = None) -> Path:
     """Write ``net`` as ``<maps_root>/<location>/<version>/map.gpkg`` (validated, atomic, reproducible)."""
-    data = network_to_map_data(net)
-    with pinned_gdal_date():
-        return write_map(data, maps_root, net.location, version, crs=net.crs)
+    # write_map pins GDAL's date itself: the same network always gives a byte-identical file
+    return write_map(network_to_map_data(net), maps_root, net.location, version, crs=net.crs)
 
 
 def bounds_center(net: RoadNetwork) -> np.ndarray:
