@@ -35,13 +35,13 @@ class Driving:
 
 
 EGO_DRIVING = Driving(
-    a_max=1.6,
-    b_comf=2.0,
+    a_max=2.0,
+    b_comf=2.5,
     b_max=3.6,
     jerk_up=3.0,
     jerk_down=3.6,
-    headway=1.5,
-    s0=3.0,
+    headway=1.2,
+    s0=2.5,
     speed_factor=1.0,
     yellow_decel=3.0,
     min_gap_accept=1.6,

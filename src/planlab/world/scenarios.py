@@ -308,6 +308,13 @@ def add_traffic_vehicle(
     v_des = world.desired_speed(veh) * speed_fraction
     gap = _gap_ahead(world, veh, 80.0)
     veh.v = float(max(0.0, min(v_des, (gap - 5.0) / 1.5)))
+    # a newcomer can always stop comfortably before the next junction (it may have to yield there)
+    front = veh.s + veh.front
+    for _cid, start, stop in world._upcoming_connectors(veh, 80.0):
+        if start > front:
+            room = max(stop - front - 1.0, 0.0)
+            veh.v = min(veh.v, math.sqrt(2.0 * 0.8 * veh.driving.b_comf * room))
+            break
     if not _room_behind(world, veh):
         return None
     veh.id = world.new_id()

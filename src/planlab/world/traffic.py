@@ -552,15 +552,18 @@ class World:
         conflicts = self._conflicts.get(cid, ())
         if cid in self._merge_gates:
             conflicts = ()  # a ramp joins at its merge gate (see _merge_gate), not at the junction entry
-        # A claimed conflicting connector blocks (a ramp's claim never blocks the main carriageway).
+        # A claimed conflicting connector blocks (a ramp's claim never blocks the main carriageway). A driver
+        # waiting slowly near the line may go once the holder is past the conflict or merges in ahead of it
+        # (only then: a fast approach must not count on a decision that may flip when the holder slows).
+        waiting = veh.v < 2.0 and d_stop < 5.0
         for other in conflicts:
             if other in self._merge_gates:
                 continue
             holders = self.claims.get(other)
             if holders and any(
                 h != veh.id
-                and not self._past_conflict(cid, other, h)
-                and not self._merges_ahead(veh, c, other, h, d_entry)
+                and not (waiting and self._past_conflict(cid, other, h))
+                and not (waiting and self._merges_ahead(veh, c, other, h, d_entry))
                 for h in holders
             ):
                 return self._deny(veh, "claim")
@@ -634,7 +637,10 @@ class World:
         same lane or the one beside it), is already on it or past it and leaves the junction at least 2 s
         before ``veh`` could get there: it will be ahead, and ``veh`` goes in behind it like behind any
         leader instead of waiting until its rear has left the junction."""
-        out_me, out_other = self.net.lanes[c.successors[0]], self.net.lanes[self.net.lanes[other].successors[0]]
+        out_me, out_other = (
+            self.net.lanes[c.successors[0]],
+            self.net.lanes[self.net.lanes[other].successors[0]],
+        )
         if out_me.block != out_other.block:
             return False
         ov = self.vehicles.get(holder)
