@@ -193,14 +193,15 @@ def table(
     from rich.table import Table
 
     from planlab.atomic import atomic_write_text
-    from planlab.evaluation.table import _SHORT, columns_for, render_markdown, summary_rows
+    from planlab.evaluation.results import SHORT_NAMES
+    from planlab.evaluation.table import columns_for, render_markdown, summary_rows
 
     rows = summary_rows(results, label or None)
     metric = rows[0].metric
     grid = Table(title=f"{'EPDMS' if metric == 'epdms' else 'PDMS'} on split {rows[0].split or '?'}")
     grid.add_column("agent", no_wrap=True)
     for c in columns_for(metric):
-        grid.add_column(_SHORT.get(c, c), justify="right")
+        grid.add_column(SHORT_NAMES.get(c, c), justify="right")
     grid.add_column("EPDMS" if metric == "epdms" else "PDMS", justify="right", style="bold")
     grid.add_column("scenes", justify="right")
     for r in rows:

@@ -43,6 +43,19 @@ V2_METRICS = (
     "two_frame_extended_comfort",
 )
 METRIC_COLUMNS = {"pdms": V11_METRICS, "epdms": V2_METRICS}
+# Short column headers of the sub-scores in NAVSIM's paper order (fact sheet §5.1), for tables and plots.
+SHORT_NAMES = {
+    "no_at_fault_collisions": "NC",
+    "drivable_area_compliance": "DAC",
+    "driving_direction_compliance": "DDC",
+    "traffic_light_compliance": "TLC",
+    "ego_progress": "EP",
+    "time_to_collision_within_bound": "TTC",
+    "comfort": "C",
+    "lane_keeping": "LK",
+    "history_comfort": "HC",
+    "two_frame_extended_comfort": "EC",
+}
 AVERAGE_TOKEN = {"pdms": "average", "epdms": "average_all_frames"}
 SCORES_FILE = "pdm_scores.csv"
 SUMMARY_FILE = "summary.json"

@@ -14,21 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from planlab.errors import DataError
-from planlab.evaluation.results import V2_METRICS, V11_METRICS
-
-# Short column headers in NAVSIM's paper order (fact sheet §5.1).
-_SHORT = {
-    "no_at_fault_collisions": "NC",
-    "drivable_area_compliance": "DAC",
-    "driving_direction_compliance": "DDC",
-    "traffic_light_compliance": "TLC",
-    "ego_progress": "EP",
-    "time_to_collision_within_bound": "TTC",
-    "comfort": "C",
-    "lane_keeping": "LK",
-    "history_comfort": "HC",
-    "two_frame_extended_comfort": "EC",
-}
+from planlab.evaluation.results import SHORT_NAMES, V2_METRICS, V11_METRICS
 
 
 @dataclass
@@ -96,7 +82,7 @@ def render_markdown(rows: Sequence[SummaryRow], scale: float = 100.0) -> str:
     metric = rows[0].metric
     cols = columns_for(metric)
     name = "EPDMS" if metric == "epdms" else "PDMS"
-    head = ["agent", *(_SHORT.get(c, c) for c in cols), name, "scenes"]
+    head = ["agent", *(SHORT_NAMES.get(c, c) for c in cols), name, "scenes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = [f"{scale * r.means[c]:.1f}" if c in r.means else "–" for c in cols]

@@ -17,24 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from planlab.atomic import atomic_path, atomic_write_text
+from planlab.evaluation.results import SHORT_NAMES as SHORT
 from planlab.experiments import registry
 from planlab.experiments.export import aggregate, flat_config, master_rows
 from planlab.experiments.harvest import ALL_SUBSCORES
 from planlab.experiments.rundir import now_iso
 
 LABEL_FRACTION_KEY = "train.data.label_fraction"
-SHORT = {
-    "no_at_fault_collisions": "NC",
-    "drivable_area_compliance": "DAC",
-    "driving_direction_compliance": "DDC",
-    "traffic_light_compliance": "TLC",
-    "ego_progress": "EP",
-    "time_to_collision_within_bound": "TTC",
-    "comfort": "C",
-    "lane_keeping": "LK",
-    "history_comfort": "HC",
-    "two_frame_extended_comfort": "EC",
-}
 
 
 def find_metrics_csv(run: Path) -> Path | None:
