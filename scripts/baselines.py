@@ -128,7 +128,13 @@ def render(rows: list[dict], meta: dict) -> str:
         f"Written by `python scripts/baselines.py {meta['argv']}`; do not edit by hand. Dataset: `{meta['data']}` "
         f"(preset `{meta['preset']}`, world seed {meta['world_seed']}), evaluated on split `{meta['split']}` with the "
         f"PDM score (NAVSIM v1.1 rules). Training: {meta['epochs']} epochs, lr {meta['lr']:g}, batch "
-        f"{meta['batch_size']}; seeds: {meta['seeds']}.",
+        f"{meta['batch_size']}; seeds: {meta['seeds']}"
+        + (
+            f" (vocabulary scorer: {meta['vocab_seeds']})"
+            if meta.get("vocab_seeds", meta["seeds"]) != meta["seeds"]
+            else ""
+        )
+        + ".",
         "",
         "| agent | PDMS | ± std (seeds) | " + " | ".join(SHORT[k] for k in SUBS) + " | scenes |",
         "|---|---|---|" + "---|" * len(SUBS) + "---|",
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", type=Path, default=ROOT / "results", help="where baselines.md/.json go")
     p.add_argument("--seeds", default="0", help="training seeds, comma separated")
+    p.add_argument("--vocab-seeds", default=None, help="seeds of the vocabulary scorer (default: --seeds)")
     p.add_argument("--epochs", type=int, default=50)
     # NAVSIM trains the ego MLP with Adam 1e-4 for ~80k steps on navtrain; the small world has ~60 steps per
     # epoch at batch 64, so both learned agents use a larger rate here (recorded in the table's header).
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     log: list[str] = []
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    vocab_seeds = [int(s) for s in (args.vocab_seeds or args.seeds).split(",") if s.strip()]
     data, work = args.data.absolute(), args.work.absolute()
     planlab(
         "data",
@@ -273,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     planlab("cache", "vocabulary", *vocab_args, "--out", str(vocab), log=log, skip=vocab.is_file())
     summaries = []
-    for seed in seeds:
+    for seed in vocab_seeds:
         run = work / "runs" / f"vocab_scorer-seed{seed}"
         train(run, [*vocab_args, f"agent.vocabulary_path={vocab}", f"trainer.seed={seed}"], log)
         summaries.append(
@@ -299,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "seeds": seeds,
+        "vocab_seeds": vocab_seeds,
         "note": args.note,
         "commands": log,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
