@@ -127,6 +127,7 @@ def run(workdir: Path) -> list[Result]:
                 "expert (log replay) PDMS, mini preset x16 logs",
                 float(summary["score"]),
                 "PDMS",
+                target=0.90,  # follow-up brief: log replay ≥ 0.90 (NAVSIM's human: 0.948)
                 notes=(
                     f"NC {means.get('no_at_fault_collisions', float('nan')):.3f}, "
                     f"DAC {means.get('drivable_area_compliance', float('nan')):.3f}, "

@@ -15,6 +15,11 @@ from planlab.world.paths import LanePath, LateralPlan
 # nuPlan's Pacifica (fact sheet §1.2): the ego's box relative to its rear axle.
 EGO_LENGTH, EGO_WIDTH, EGO_HEIGHT = 5.176, 2.297, 1.777
 EGO_REAR_TO_CENTER = 1.461  # = half length − rear overhang (1.127)
+# The expert's yaw-rate cap in curves and turns [rad/s] (traffic: paths.YAW_RATE_MAX). NAVSIM re-simulates a
+# logged trajectory with an LQR tracker that starts at zero steering (fact sheet §1.4); the slower a turn,
+# the less it lags and overshoots at the exit (DAC) and the smaller the yaw-acceleration jump where the
+# logged history meets the simulation (EPDMS history comfort).
+EGO_YAW_RATE_MAX = 0.3
 
 
 @dataclass(frozen=True)

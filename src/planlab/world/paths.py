@@ -31,8 +31,11 @@ def smoothstep5_d1(u: np.ndarray | float) -> np.ndarray | float:
 class LanePath:
     """Lanes ``lanes[i]`` laid end to end; ``start[i]`` is the absolute arc length where lane i begins."""
 
-    def __init__(self, net: RoadNetwork, lanes: list[int], s0: float = 0.0):
+    def __init__(
+        self, net: RoadNetwork, lanes: list[int], s0: float = 0.0, yaw_rate_max: float = YAW_RATE_MAX
+    ):
         self.net = net
+        self.yaw_rate_max = yaw_rate_max  # rad/s: the speed profile's cap on the yaw rate in curves
         self.lanes: list[int] = []
         self.start: list[float] = []
         self._pts = np.zeros((0, 2))
@@ -65,7 +68,7 @@ class LanePath:
             kw = np.lib.stride_tricks.sliding_window_view(padded, 7).max(axis=1)
         vlim = np.minimum(
             seg.speed_limit,
-            np.minimum(np.sqrt(A_LAT_MAX / np.maximum(kw, 1e-6)), YAW_RATE_MAX / np.maximum(kw, 1e-6)),
+            np.minimum(np.sqrt(A_LAT_MAX / np.maximum(kw, 1e-6)), self.yaw_rate_max / np.maximum(kw, 1e-6)),
         )
         if self.lanes:
             # Same point as the previous lane's end: drop the duplicate vertex, keep heading continuity.

@@ -30,6 +30,7 @@ from planlab.world.actors import (
     EGO_HEIGHT,
     EGO_LENGTH,
     EGO_WIDTH,
+    EGO_YAW_RATE_MAX,
     VEHICLE_TYPES,
     Driving,
     Pedestrian,
@@ -225,7 +226,7 @@ def spawn_ego(world: World, p: Placement) -> Vehicle:
         p.lane = route.exit_lane[first]
         p.s_local = min(p.s_local, net.lanes[p.lane].length - 5.0)
         route = plan_lanes(net, p.route_blocks, p.lane)
-    ego_path = LanePath(net, [p.lane], s0=0.0)
+    ego_path = LanePath(net, [p.lane], s0=0.0, yaw_rate_max=EGO_YAW_RATE_MAX)
     ego = Vehicle(
         id=world.new_id(),
         token=world.token(),

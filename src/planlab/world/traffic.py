@@ -846,13 +846,13 @@ class World:
         self, veh: Vehicle, target: int, distance: float | None = None, continuation: list[int] | None = None
     ) -> None:
         """Start a lane change onto ``target`` (an adjacent lane): new path, smooth lateral offset to 0."""
-        new = LanePath(self.net, [target])
+        new = LanePath(self.net, [target], yaw_rate_max=veh.path.yaw_rate_max)
         s_t, d_t = new.project(
             np.array([veh.x, veh.y]), self.net.lanes[target].length / 2.0, back=1e4, ahead=1e4
         )
         # keep the absolute arc length continuous for the vehicle's bookkeeping
         shift = veh.s - s_t
-        new = LanePath(self.net, [target], s0=shift)
+        new = LanePath(self.net, [target], s0=shift, yaw_rate_max=veh.path.yaw_rate_max)
         for lid in continuation or []:
             new.append(lid)
         dist = distance if distance is not None else float(np.clip(veh.v * 3.5, 20.0, 55.0))
