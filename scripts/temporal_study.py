@@ -609,7 +609,8 @@ def render(meta: dict, runs: dict, comparison: dict, breakdowns: dict[str, list[
         *meta["commands"],
         "```",
         "",
-        f"Generated {meta['generated']} in {meta['seconds']:.0f} s on {meta['host']}.",
+        f"Generated {meta['generated']} in {meta['seconds']:.0f} s on {meta['host']} (this invocation; the steps "
+        "marked reused ran in earlier invocations of the same command, which resumes).",
     ]
     return "\n".join(lines) + "\n"
 

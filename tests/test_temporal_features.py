@@ -52,7 +52,9 @@ def test_past_lidar_warped_by_the_ego_motion_overlaps_the_current_scan(loaders):
     b = TemporalLidarBEVFeatureBuilder()
     grid = BEVGrid.square(32.0, 128)
 
-    def iou(a, c):
+    def iou(a, c, mask=None):
+        if mask is not None:
+            a, c = a & mask, c & mask
         return float((a & c).sum() / (a | c).sum())
 
     rows = []
@@ -63,12 +65,16 @@ def test_past_lidar_warped_by_the_ego_motion_overlaps_the_current_scan(loaders):
             cur, past = seq[-1, 0] > 0, seq[0]
             warped = warp_bev(past[None], motion[0][None], grid)[0, 0] > 0.3
             wrong = warp_bev(past[None], -motion[0][None], grid)[0, 0] > 0.3
-            rows.append((iou(past[0] > 0, cur), iou(warped, cur), iou(wrong, cur)))
-    raw, good, bad = np.array(rows).T
+            # cells of the current grid that the past raster covers at all (the ego moves 7-20 m in 1.5 s)
+            seen = warp_bev(torch.ones_like(past)[None], motion[0][None], grid)[0, 0] > 0.999
+            rows.append((iou(past[0] > 0, cur), iou(warped, cur), iou(wrong, cur), iou(warped, cur, seen)))
+    raw, good, bad, good_seen = np.array(rows).T
     assert len(rows) >= 15
     assert (good >= raw - 0.02).all()
     assert good.mean() > raw.mean() + 0.15 and good.mean() > bad.mean() + 0.25
-    assert good.mean() > 0.6
+    # where both scans look, most occupied cells agree (moving actors and ray sampling account for the rest;
+    # 0.69 on the tiny world, the wrong sign gives 0.26)
+    assert good_seen.mean() > 0.6
 
 
 def test_window_errors_name_the_setting(loaders):
