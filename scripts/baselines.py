@@ -183,9 +183,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="test", help="evaluation split")
     p.add_argument("--vocab-size", type=int, default=128)
     p.add_argument(
-        "--note", default="", help="a paragraph (markdown) printed under the table: scale chosen, why"
+        "--note-file",
+        type=Path,
+        default=None,
+        help="markdown paragraph(s) printed under the table: scale, why",
     )
     args = p.parse_args(argv)
+    note = args.note_file.read_text().strip() if args.note_file else ""  # read first: fail before any work
     t0 = time.perf_counter()
     log: list[str] = []
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -308,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "seeds": seeds,
         "vocab_seeds": vocab_seeds,
-        "note": args.note,
+        "note": note,
         "commands": log,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": time.perf_counter() - t0,
