@@ -59,7 +59,12 @@ def render_markdown(data: dict) -> str:
     for r in data["results"]:
         sections.setdefault(r["section"], []).append(r)
     for section, rows in sections.items():
-        lines += [f"## {section}", "", "| figure | value | unit | baseline | target | meets | notes |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {section}",
+            "",
+            "| figure | value | unit | baseline | target | meets | notes |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             meets = {True: "yes", False: "**no**", None: "–"}[r["meets_target"]]
             tgt = _fmt(r["target"])
@@ -81,11 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     previous: list[dict] = []
     if args.only and RESULTS.exists():
         old = json.loads(RESULTS.read_text())
-        keep_sections = set()
-        previous = old.get("results", [])
-        for n, m in selected:
-            keep_sections.add(n)
-        previous = [r for r in previous if r.get("module") not in keep_sections]
+        rerun = {n for n, _ in selected}  # their old figures are replaced, every other module's are kept
+        previous = [r for r in old.get("results", []) if r.get("module") not in rerun]
     t0 = time.perf_counter()
     results: list[dict] = list(previous)
     with tempfile.TemporaryDirectory(prefix="planlab-bench-") as tmp:

@@ -84,10 +84,16 @@ def test_exported_encoder_is_the_target_encoder_and_loads_into_an_agent(finished
     cfg, result, _ = finished
     ck = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
     vit = load_vit(result.encoder_dir)
-    target = {k[len("target_encoder.") :]: v for k, v in ck["model"].items() if k.startswith("target_encoder.")}
+    target = {
+        k[len("target_encoder.") :]: v for k, v in ck["model"].items() if k.startswith("target_encoder.")
+    }
     assert all(torch.equal(v, target[k]) for k, v in vit.state_dict().items())
-    context = {k[len("context_encoder.") :]: v for k, v in ck["model"].items() if k.startswith("context_encoder.")}
-    assert not torch.equal(context["blocks.0.attn.qkv.weight"], target["blocks.0.attn.qkv.weight"])  # EMA lags
+    context = {
+        k[len("context_encoder.") :]: v for k, v in ck["model"].items() if k.startswith("context_encoder.")
+    }
+    assert not torch.equal(
+        context["blocks.0.attn.qkv.weight"], target["blocks.0.attn.qkv.weight"]
+    )  # EMA lags
 
     from planlab.agents.registry import build_agent
 
@@ -153,7 +159,11 @@ def test_cli_errors_are_one_line(tmp_path):
     ok = _cli("pretrain", "--dry-run", "trainer.epochs=3")
     assert ok.returncode == 0 and "epochs: 3" in ok.stdout
     missing = _cli("export", "--encoder", str(tmp_path / "nope"), "--out", str(tmp_path / "hf"))
-    assert missing.returncode != 0 and "ViT config not found" in missing.stderr and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode != 0
+        and "ViT config not found" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )
     odd = _cli("pretrain", "--dry-run", "camera.image_width=250")
     assert odd.returncode != 0 and "multiple of encoder.patch_size" in odd.stderr
 

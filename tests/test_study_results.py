@@ -61,6 +61,8 @@ def test_labels_to_reach():
     early = labels_to_reach([_row(0.01, 39, 0.79), _row(1.0, 3900, 0.8)], 0.9)
     assert early["first_fraction"] == 0.01 and early["at_or_below"] and early["interpolated_labels"] is None
     assert labels_to_reach([], 0.9) == {}
+    # an arm whose 100 % runs did not finish has no full-data reference (not its largest finished fraction)
+    assert labels_to_reach([_row(0.01, 39, 0.5), _row(0.5, 1950, 0.7)], 0.9) == {"full_missing": True}
 
 
 def _run(arm, frac, seed, scores, labels):

@@ -39,7 +39,19 @@ def _register() -> None:
         module.register(app)
 
 
-_COMMAND_MODULES: list[str] = ["data", "train", "exp", "ckpt", "eval", "agents", "cache", "logs", "smoke", "ssl", "study"]
+_COMMAND_MODULES: list[str] = [
+    "data",
+    "train",
+    "exp",
+    "ckpt",
+    "eval",
+    "agents",
+    "cache",
+    "logs",
+    "smoke",
+    "ssl",
+    "study",
+]
 
 _register()
 

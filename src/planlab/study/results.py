@@ -255,11 +255,16 @@ def aggregate(plan: Any, table: StudyTable) -> list[dict[str, Any]]:
 
 def labels_to_reach(rows: list[dict[str, Any]], reach: float) -> dict[str, Any]:
     """For one arm's rows (sorted by fraction): the labels at which the mean PDMS first reaches ``reach`` × the
-    full-data mean — the first evaluated fraction, and a log-linear interpolation between the bracketing ones."""
+    full-data mean — the first evaluated fraction, and a log-linear interpolation between the bracketing ones.
+
+    Without a finished 100 % row there is no full-data reference: ``{"full_missing": True}`` (the largest finished
+    fraction is not "full data" and would mislabel every derived figure of an incomplete arm)."""
     rows = sorted(rows, key=lambda r: r["fraction"])
     if not rows:
         return {}
     full = rows[-1]
+    if full["fraction"] < 1.0 - 1e-9:
+        return {"full_missing": True}
     target = reach * full["pdms_mean"]
     out: dict[str, Any] = {
         "full_fraction": full["fraction"],
@@ -505,9 +510,11 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
         "|---|---|---|---|---|",
     ]
     for arm in cfg.arms:
-        src = {"ssl": "I-JEPA (this study)", "random": "random init of the same ViT (one per seed)", "none": "—"}[
-            arm.encoder
-        ]
+        src = {
+            "ssl": "I-JEPA (this study)",
+            "random": "random init of the same ViT (one per seed)",
+            "none": "—",
+        }[arm.encoder]
         how = (
             "frozen-embedding cache"
             if arm.embeddings
@@ -549,10 +556,13 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
             first = f"{100 * rr['first_fraction']:g} %"
             lab = _fmt(rr["first_labels"], 0)
             interp = f"≤ {lab}" if rr.get("at_or_below") else _fmt(rr.get("interpolated_labels"), 0)
+        elif rr.get("full_missing"):
+            first, lab, interp = "— (no 100 % runs)", "—", "—"
         else:
             first, lab, interp = "not reached", "—", "—"
+        full_per_1k = mine[-1]["pdms_per_1k_labels"] if mine[-1]["fraction"] >= 1.0 - 1e-9 else None
         lines.append(f"| {arm.label or arm.name} | {_fmt(rr.get('full_pdms'))} | {_fmt(rr.get('target'))} | {first} | "
-                     f"{lab} | {interp} | {_fmt(mine[0]['pdms_per_1k_labels'])} | {_fmt(mine[-1]['pdms_per_1k_labels'], 4)} |")  # fmt: skip
+                     f"{lab} | {interp} | {_fmt(mine[0]['pdms_per_1k_labels'])} | {_fmt(full_per_1k, 4)} |")  # fmt: skip
     if comps:
         lines += [
             "",
