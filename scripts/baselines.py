@@ -22,24 +22,12 @@ import sys
 import time
 from pathlib import Path
 
+from planlab.evaluation.results import SHORT_NAMES, V11_METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "src" / "planlab" / "configs" / "train"
-SUBS = (
-    "no_at_fault_collisions",
-    "drivable_area_compliance",
-    "ego_progress",
-    "time_to_collision_within_bound",
-    "comfort",
-    "driving_direction_compliance",
-)
-SHORT = {
-    "no_at_fault_collisions": "NC",
-    "drivable_area_compliance": "DAC",
-    "ego_progress": "EP",
-    "time_to_collision_within_bound": "TTC",
-    "comfort": "C",
-    "driving_direction_compliance": "DDC",
-}
+SUBS = V11_METRICS  # NAVSIM v1.1 sub-scores, in the order of its CSV
+SHORT = SHORT_NAMES
 
 
 def planlab(*args: str, log: list[str], skip: bool = False) -> None:

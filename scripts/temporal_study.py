@@ -33,26 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from planlab.evaluation.results import SHORT_NAMES, V11_METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_YAML = ROOT / "src" / "planlab" / "configs" / "train" / "convgru_bev.yaml"
 REFERENCE_YAML = ROOT / "src" / "planlab" / "configs" / "train" / "transfuser_lite.yaml"
 REFERENCE = "transfuser_lite"
-SUBS = (
-    "no_at_fault_collisions",
-    "drivable_area_compliance",
-    "ego_progress",
-    "time_to_collision_within_bound",
-    "comfort",
-    "driving_direction_compliance",
-)
-SHORT = {
-    "no_at_fault_collisions": "NC",
-    "drivable_area_compliance": "DAC",
-    "ego_progress": "EP",
-    "time_to_collision_within_bound": "TTC",
-    "comfort": "C",
-    "driving_direction_compliance": "DDC",
-}
+SUBS = V11_METRICS  # NAVSIM v1.1 sub-scores, in the order of its CSV
+SHORT = SHORT_NAMES
 VARIANTS = {"convgru": "true", "single_frame": "false"}  # name -> agent.use_convgru
 PROBE_VERSION = 2  # of history_probe_<split>.json in a run dir (older files are recomputed)
 PERCEPTION_ROWS = [

@@ -25,25 +25,10 @@ from typing import Any
 import numpy as np
 
 from planlab.errors import PlanlabError
+from planlab.evaluation.results import SHORT_NAMES, V11_METRICS
 
-SUB_SCORES = {
-    "pdms": (
-        "no_at_fault_collisions",
-        "drivable_area_compliance",
-        "ego_progress",
-        "time_to_collision_within_bound",
-        "comfort",
-        "driving_direction_compliance",
-    ),
-}
-SHORT = {
-    "no_at_fault_collisions": "NC",
-    "drivable_area_compliance": "DAC",
-    "ego_progress": "EP",
-    "time_to_collision_within_bound": "TTC",
-    "comfort": "C",
-    "driving_direction_compliance": "DDC",
-}
+SUB_SCORES = {"pdms": V11_METRICS}  # the sub-scores tabulated per metric (NAVSIM v1.1 order)
+SHORT = SHORT_NAMES
 
 
 @dataclass
