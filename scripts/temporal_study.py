@@ -173,7 +173,7 @@ def history_probe(
     from planlab.agents.checkpoint_io import load_agent_from_checkpoint
     from planlab.data.feature_cache import FeatureCache
     from planlab.data.loader import SceneLoader
-    from planlab.features.base import check_contract, compute_features
+    from planlab.features.base import builder_record, check_contract, compute_features
     from planlab.scene import SceneFilter
 
     agents = {
@@ -183,16 +183,7 @@ def history_probe(
     store = FeatureCache(cache)
     for a in agents.values():
         for b in a.get_feature_builders():  # the description training's cache build records
-            store.register_builder(
-                b.cache_key,
-                {
-                    "name": b.get_unique_name(),
-                    "hash": b.config_hash(),
-                    "settings": b.settings(),
-                    "specs": {k: spec.to_dict() for k, spec in b.specs().items()},
-                    "class": type(b).__qualname__,
-                },
-            )
+            store.register_builder(b.cache_key, builder_record(b))
     loaders = {
         name: SceneLoader(data, split, SceneFilter(frame_interval=1), a.get_sensor_config())
         for name, a in agents.items()

@@ -231,6 +231,18 @@ def compute_targets(builders: Iterable[TargetBuilder], scene: Scene) -> dict[str
     return _merge(builders, outputs)
 
 
+def builder_record(builder: Builder) -> dict[str, Any]:
+    """What a feature-cache directory records about the builder that fills it (``builder.json``): name, config
+    hash, settings, declared specs and class. One definition, so training, evaluation and scripts agree."""
+    return {
+        "name": builder.get_unique_name(),
+        "hash": builder.config_hash(),
+        "settings": builder.settings(),
+        "specs": {k: spec.to_dict() for k, spec in builder.specs().items()},
+        "class": type(builder).__qualname__,
+    }
+
+
 def check_unique_names(builders: Iterable[Builder]) -> None:
     """Builder names key the caches: two builders with one name would overwrite each other's entries."""
     seen: dict[str, str] = {}

@@ -21,7 +21,14 @@ from torch.utils.data import Dataset
 
 from planlab.data.feature_cache import EmbeddingStore, FeatureCache
 from planlab.errors import ContractError
-from planlab.features.base import Builder, FeatureBuilder, TargetBuilder, check_contract, check_unique_names
+from planlab.features.base import (
+    Builder,
+    FeatureBuilder,
+    TargetBuilder,
+    builder_record,
+    check_contract,
+    check_unique_names,
+)
 from planlab.features.trajectory import check_trajectory_target
 from planlab.scene import SensorConfig
 
@@ -195,16 +202,7 @@ def build_feature_cache(
     check_unique_names(builders)
     cache = FeatureCache(cache_root)
     for b in builders:
-        cache.register_builder(
-            b.cache_key,
-            {
-                "name": b.get_unique_name(),
-                "hash": b.config_hash(),
-                "settings": b.settings(),
-                "specs": {k: s.to_dict() for k, s in b.specs().items()},
-                "class": type(b).__qualname__,
-            },
-        )
+        cache.register_builder(b.cache_key, builder_record(b))
     sensor_config = sensor_config or SensorConfig.build_no_sensors()
     per_log: dict[str, list[str]] = {}
     logs = {t: log for log, toks in loader.get_tokens_list_per_log().items() for t in toks}

@@ -22,7 +22,13 @@ from torch.utils.data import default_collate
 
 from planlab.atomic import atomic_write_text
 from planlab.errors import ConfigError, DataError
-from planlab.features.base import check_contract, check_unique_names, compute_features, compute_targets
+from planlab.features.base import (
+    builder_record,
+    check_contract,
+    check_unique_names,
+    compute_features,
+    compute_targets,
+)
 from planlab.scene import SensorConfig
 
 RESULT_FILE = "perception.json"
@@ -78,16 +84,7 @@ def evaluate_perception(
 
         store = FeatureCache(cache)
         for b in [*fbs, *tbs]:  # the same description training's cache build records
-            store.register_builder(
-                b.cache_key,
-                {
-                    "name": b.get_unique_name(),
-                    "hash": b.config_hash(),
-                    "settings": b.settings(),
-                    "specs": {k: spec.to_dict() for k, spec in b.specs().items()},
-                    "class": type(b).__qualname__,
-                },
-            )
+            store.register_builder(b.cache_key, builder_record(b))
     logs = {t: log for log, toks in loader.get_tokens_list_per_log().items() for t in toks}
     agent.eval()
     device = agent.device
