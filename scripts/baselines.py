@@ -96,10 +96,11 @@ def metric_cache(data: Path, split: str, out: Path, workers: int, log: list[str]
     return out
 
 
-def row(name: str, summaries: list[dict]) -> dict:
+def row(name: str, summaries: list[dict], dirs: list[Path]) -> dict:
     scores = [s["score"] for s in summaries]
     return {
         "agent": name,
+        "eval_dirs": [str(d) for d in dirs],
         "seeds": len(summaries),
         "pdms_mean": statistics.fmean(scores),
         "pdms_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
@@ -107,6 +108,31 @@ def row(name: str, summaries: list[dict]) -> dict:
         "subscores": {k: statistics.fmean(s["means"][k] for s in summaries) for k in SUBS},
         "scenes": summaries[0]["num_valid"],
     }
+
+
+def scene_scores(r: dict) -> dict[str, float]:
+    """Per test scene, the PDMS averaged over the row's seeds (scenes every seed scored validly)."""
+    from planlab.evaluation.results import SCORES_FILE, read_csv
+
+    per_seed = []
+    for d in r["eval_dirs"]:
+        _, rows = read_csv(Path(d) / SCORES_FILE)
+        per_seed.append({x.token: x.values["score"] for x in rows if x.valid})
+    common = set.intersection(*(set(x) for x in per_seed))
+    return {t: statistics.fmean(x[t] for x in per_seed) for t in sorted(common)}
+
+
+def paired(rows: list[dict], pairs: list[tuple[str, str]]) -> list[dict]:
+    """A − B per pair of rows (by agent-name prefix): paired bootstrap over the test scenes of the
+    seed-averaged per-scene PDMS (planlab.experiments.stats.paired_bootstrap)."""
+    from planlab.experiments.stats import paired_bootstrap
+
+    by = {r["agent"].split(" ")[0]: r for r in rows}
+    out = []
+    for a, b in pairs:
+        t = paired_bootstrap(scene_scores(by[a]), scene_scores(by[b]))
+        out.append({"a": a, "b": b, "n": t.n, "diff": t.diff, "ci": [t.ci_low, t.ci_high], "p": t.p_value})
+    return out
 
 
 def render(rows: list[dict], meta: dict) -> str:
@@ -131,6 +157,18 @@ def render(rows: list[dict], meta: dict) -> str:
         std = f"{r['pdms_std']:.4f} ({r['seeds']})" if r["seeds"] > 1 else f"– ({r['seeds']})"
         subs = " | ".join(f"{r['subscores'][k]:.3f}" for k in SUBS)
         lines.append(f"| {r['agent']} | {r['pdms_mean']:.4f} | {std} | {subs} | {r['scenes']} |")
+    if meta.get("paired"):
+        lines += [
+            "",
+            "Paired differences on the same test scenes (per-scene PDMS averaged over each agent's seeds; 95 % "
+            "CI and two-sided p from a paired bootstrap over scenes, 10,000 resamples):",
+            "",
+            "| A | B | A − B | 95 % CI | p | scenes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in meta["paired"]:
+            lines.append(f"| {c['a']} | {c['b']} | {c['diff']:+.4f} | [{c['ci'][0]:+.4f}, {c['ci'][1]:+.4f}] | "
+                         f"{c['p']:.4f} | {c['n']} |")  # fmt: skip
     if meta.get("note"):
         lines += ["", meta["note"]]
     lines += [
@@ -221,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
                     log,
                 )
             ],
+            [work / "eval" / "log_replay"],
         ),
         row(
             "constant_velocity",
@@ -235,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                     log,
                 )
             ],
+            [work / "eval" / "constant_velocity"],
         ),
     ]
 
@@ -253,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
                 log,
             )
         )
-    rows.append(row("ego_status_mlp", summaries))
+    rows.append(row("ego_status_mlp", summaries, [work / "eval" / f"ego_status_mlp-seed{s}" for s in seeds]))
 
     train_cache = metric_cache(data, "train", work / "metric" / "train", args.workers, log)
     vocab = work / f"vocab{args.vocab_size}.npy"
@@ -287,7 +327,13 @@ def main(argv: list[str] | None = None) -> None:
                 log,
             )
         )
-    rows.append(row("vocab_scorer (ego status only)", summaries))
+    rows.append(
+        row(
+            "vocab_scorer (ego status only)",
+            summaries,
+            [work / "eval" / f"vocab_scorer-seed{s}" for s in vocab_seeds],
+        )
+    )
 
     meta = {
         "argv": " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
@@ -301,6 +347,14 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": seeds,
         "vocab_seeds": vocab_seeds,
         "note": note,
+        "paired": paired(
+            rows,
+            [
+                ("ego_status_mlp", "constant_velocity"),
+                ("vocab_scorer", "ego_status_mlp"),
+                ("vocab_scorer", "constant_velocity"),
+            ],
+        ),
         "commands": log,
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": time.perf_counter() - t0,

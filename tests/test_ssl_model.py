@@ -176,3 +176,59 @@ def test_probe_on_a_single_log_splits_in_time():
     assert out["n_train"] == 7 and out["n_test"] == 3 and math.isfinite(out["speed_r2"])
     empty = run_probes(x, labels, np.ones(10, dtype=bool))
     assert empty["n_train"] == 0 and math.isnan(empty["speed_r2"]) and empty["command_bacc"] is None
+
+
+def test_probe_classifiers_weight_rare_classes():
+    """Scored by balanced accuracy, a probe must not answer "absent" everywhere for a rare class (5 %)."""
+    from planlab.ssl.probe import logistic_balanced_accuracy
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.05).astype(int)
+    x = rng.normal(size=(2000, 8))
+    x[:, 0] += 1.5 * y  # a weak but real signal
+    train = np.arange(2000) < 1500
+    assert logistic_balanced_accuracy(x, y, train, [1.0]) > 0.7
+
+
+def test_probe_set_and_paired_bootstrap():
+    """Fit on one split, score on another; the paired CI brackets the difference and excludes 0 only for a
+    real one."""
+    from types import SimpleNamespace
+
+    from planlab.ssl.probe import ProbeSet, paired_bootstrap, probe_predictions, run_probes
+
+    def frames(split, n, logs):
+        labels = {"speed": np.arange(n, dtype=float), "command": np.arange(n) % 3, "lead": np.arange(n) % 2}
+        return SimpleNamespace(info={"split": split}, logs=[f"{split}{i % logs}" for i in range(n)],
+                               labels=labels, images=None)  # fmt: skip
+
+    ps = ProbeSet(frames("val", 40, 4), frames("train", 100, 10), max_train_frames=50)
+    assert ps.is_test.sum() == 40 and (~ps.is_test).sum() == 50 and ps.protocol.startswith("fit on train")
+    assert len(ps.logs) == 90 and ps.test_logs[0] == "val0" and len(ps.test_labels["speed"]) == 40
+    same = ProbeSet(frames("val", 40, 4), frames("val", 40, 4))
+    assert same.protocol.startswith("log split") and 0 < same.is_test.sum() < 40
+
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = {"speed": rng.normal(size=n), "command": rng.integers(0, 3, n), "lead": rng.integers(0, 2, n)}
+    good = np.c_[labels["speed"], labels["command"] == 1, labels["command"] == 2, labels["lead"]].astype(
+        float
+    )
+    good += 0.3 * rng.normal(size=good.shape)
+    noise = rng.normal(size=(n, 4))
+    is_test = np.arange(n) >= 300
+    logs = [f"log{i // 20}" for i in range(n)]
+    pa = probe_predictions(good, labels, is_test, logs=logs)
+    pb = probe_predictions(noise, labels, is_test, logs=logs)
+    test_labels = {k: v[is_test] for k, v in labels.items()}
+    test_logs = [g for g, t in zip(logs, is_test, strict=True) if t]
+    out = paired_bootstrap(pa, [pb], test_labels, test_logs, n_boot=300)
+    for key in ("speed_r2", "command_bacc", "lead_bacc"):
+        d = out[key]
+        assert d["n_logs"] == 5 and d["ci"][0] <= d["diff"] <= d["ci"][1] and d["ci"][0] > 0, key
+    assert out["speed_r2"]["diff"] == pytest.approx(
+        run_probes(good, labels, is_test, logs=logs)["speed_r2"]
+        - run_probes(noise, labels, is_test, logs=logs)["speed_r2"]
+    )
+    self_cmp = paired_bootstrap(pa, [pa], test_labels, test_logs, n_boot=50)
+    assert self_cmp["lead_bacc"]["ci"] == [0.0, 0.0]

@@ -173,11 +173,23 @@ def test_probe_cli_on_the_exported_encoder(finished, calib_root):
     validated with its prefix) and compares it with the random-init ViT of the same shape."""
     cfg, result, root = finished
     out = _cli("probe", "--encoder", str(result.encoder_dir), "--split", "calib", "--data-root", str(calib_root),
-               "--cache-dir", str(root / "frames"), "--pooling", "grid", "--json")  # fmt: skip
+               "--cache-dir", str(root / "frames"), "--pooling", "grid", "--train-split", "calib",
+               "--random-seeds", "0,1", "--out", str(root / "probe_out.json"), "--json")  # fmt: skip
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["pooling"] == "grid" and data["frames"] == 107
+    # one split for fitting and scoring: divided by log instead of scoring the frames the probe was fitted on
+    assert data["pooling"] == "grid" and data["frames"] == 107 and data["protocol"].startswith("log split")
     assert set(data["ssl_minus_random"]) == {"speed_r2", "command_bacc", "lead_bacc"}
+    assert [r["seed"] for r in data["random_inits"]] == [0, 1]
+    ci = data["ssl_minus_random_ci"]["speed_r2"]
+    assert ci["ci"][0] <= ci["diff"] <= ci["ci"][1]
+    assert json.loads((root / "probe_out.json").read_text())["protocol"] == data["protocol"]
+    bad_seeds = _cli("probe", "--encoder", str(result.encoder_dir), "--random-seeds", "x")
+    assert (
+        bad_seeds.returncode != 0
+        and "--random-seeds" in bad_seeds.stderr
+        and "Traceback" not in bad_seeds.stderr
+    )
     bad = json.loads((result.encoder_dir / "planlab.json").read_text())
     bad["camera"]["cameras"] = []
     broken = root / "broken_encoder"

@@ -109,34 +109,61 @@ def import_(
 @ssl_app.command("probe")
 def probe(
     encoder: Path = typer.Option(..., "--encoder", help="planlab-vit directory"),
-    split: str = typer.Option("val", "--split", help="split whose frames are probed (split by log)"),
+    split: str = typer.Option("val", "--split", help="held-out split whose frames score the probes"),
+    train_split: str = typer.Option(
+        "train", "--train-split", help="split the probes are fitted on ('' = divide --split by log)"
+    ),
     data_root: Path = typer.Option(None, "--data-root", help="dataset root (default $OPENSCENE_DATA_ROOT)"),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="frame cache (default ENCODER/../frames)"),
-    max_frames: int = typer.Option(1500, "--max-frames"),
+    max_frames: int = typer.Option(
+        None, "--max-frames", help="at most this many --split frames (default all)"
+    ),
+    max_train_frames: int = typer.Option(
+        3000, "--max-train-frames", help="probe-train frames, evenly spread"
+    ),
     pooling: str = typer.Option(
         "mean", "--pooling", help="mean (all patches) | grid (2x4 regions, concatenated)"
     ),
-    random_seed: int = typer.Option(0, "--random-seed", help="seed of the random-init ViT compared against"),
+    random_seeds: str = typer.Option(
+        "0", "--random-seeds", help="seeds of the random-init ViTs compared against (comma separated)"
+    ),
+    out_file: Path = typer.Option(None, "--out", help="also write the result as JSON here"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
-    """Linear probes (speed, command, lead vehicle) of an encoder vs a random-init ViT of the same shape."""
+    """Linear probes (speed, command, lead vehicle) of an encoder vs random-init ViTs of the same shape."""
     from planlab.config import check_choice
+    from planlab.errors import ConfigError
     from planlab.ssl.probe import POOLINGS, probe_encoder
+    from planlab.training.rundir import write_json
 
     check_choice("--pooling", pooling, POOLINGS)
+    try:
+        seeds = [int(v) for v in random_seeds.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--random-seeds={random_seeds!r}: comma-separated integers expected") from None
+    if not seeds:
+        raise ConfigError("--random-seeds: at least one seed")
+    if max_train_frames < 10 or (max_frames is not None and max_frames < 10):
+        raise ConfigError("--max-frames and --max-train-frames must be >= 10")
     cache = cache_dir or encoder.absolute().parent / "frames"
     out = probe_encoder(str(encoder), str(data_root) if data_root else None, split, str(cache),
-                        max_frames=max_frames, pooling=pooling, random_seed=random_seed,
+                        train_split=train_split or None, max_train_frames=max_train_frames,
+                        max_frames=max_frames, pooling=pooling, random_seeds=seeds,
                         progress=not json_out)  # fmt: skip
+    if out_file is not None:
+        write_json(out_file, out)
     if json_out:
         print_json(out)
         return
-    console.print(f"{out['frames']} frames of {split}")
+    console.print(f"{out['frames']} frames: {out['protocol']}; random init = mean of seeds {seeds}")
+    ci = out["ssl_minus_random_ci"]
     for key in ("speed_r2", "command_bacc", "lead_bacc", "rankme"):
         a, b = out["ssl"].get(key), out["random_init"].get(key)
         fa = "—" if a is None else f"{a:.3f}"
         fb = "—" if b is None else f"{b:.3f}"
-        console.print(f"  {key:13s} encoder {fa:>8s}   random init {fb:>8s}")
+        d = ci.get(key)
+        extra = "" if not d else f"   Δ {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+        console.print(f"  {key:13s} encoder {fa:>8s}   random init {fb:>8s}{extra}")
 
 
 def register(app: typer.Typer) -> None:

@@ -172,15 +172,20 @@ class ProbeSettings:
 
     Tasks (labels from the logs, never used for pre-training): ego speed (ridge regression, R²), driving
     command (logistic regression, balanced accuracy) and lead vehicle — a vehicle box whose centre lies
-    ``lead_range`` metres ahead within ``lead_half_width`` metres of the ego axis (balanced accuracy). Frames of
-    ``split`` are split by log into probe-train and probe-test parts (``test_fraction`` of the logs); the
-    penalties are chosen among ``ridge_alphas`` / ``logistic_cs`` by cross-validation over probe-train logs.
+    ``lead_range`` metres ahead within ``lead_half_width`` metres of the ego axis (balanced accuracy).
+    ``fit_on: pretrain`` (the usual linear evaluation): the probes are fitted on up to ``max_train_frames``
+    pre-training frames and scored on the ``split`` frames (held-out logs); ``fit_on: split``: the ``split``
+    frames are divided by log (``test_fraction`` of the logs scored). Penalties are chosen among
+    ``ridge_alphas`` / ``logistic_cs`` by cross-validation over probe-train logs. Probe settings are monitoring
+    only: a run may be resumed with different ones.
     """
 
     enabled: bool = True
     split: str = "val"
+    fit_on: str = "pretrain"
     every_n_epochs: int = 5
     max_frames: int = 1500
+    max_train_frames: int = 3000
     frame_stride: int = 1
     test_fraction: float = 0.3
     lead_range: list[float] = field(default_factory=lambda: [2.0, 30.0])
@@ -189,8 +194,11 @@ class ProbeSettings:
     logistic_cs: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
 
     def validate(self) -> None:
-        if self.every_n_epochs < 1 or self.max_frames < 10:
-            raise ConfigError("probe.every_n_epochs must be >= 1 and probe.max_frames >= 10")
+        check_choice("probe.fit_on", self.fit_on, ("pretrain", "split"))
+        if self.every_n_epochs < 1 or self.max_frames < 10 or self.max_train_frames < 10:
+            raise ConfigError(
+                "probe.every_n_epochs must be >= 1, probe.max_frames and probe.max_train_frames >= 10"
+            )
         if not 0 < self.test_fraction < 1:
             raise ConfigError("probe.test_fraction must be in (0, 1)")
         _range("probe.lead_range", self.lead_range, -1e9)

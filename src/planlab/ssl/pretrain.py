@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planlab.config import to_dict
+from planlab.config import config_hash, to_dict
 from planlab.errors import CheckpointError, PlanlabError
-from planlab.training.rundir import RunDir, merge_json, resume_hash, write_json
+from planlab.training.rundir import RESUMABLE_KEYS, RunDir, merge_json, write_json
 
 CKPT_FORMAT = "planlab-ijepa-ckpt/1"
 LAST = "last.pt"
@@ -270,7 +270,8 @@ def run_pretraining(
     show = cfg.trainer.progress_bar if progress is None else progress
     run = PretrainRunDir(run_dir)
     plan = run.plan(cfg, resume)
-    cfg_hash = resume_hash(cfg)  # what may not change across a resume (the training room's rule)
+    # what may not change across a resume (the training room's rule); probes only monitor, so not them
+    cfg_hash = config_hash(cfg, exclude=(*RESUMABLE_KEYS, "probe"))
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     device, precision = resolve_device(cfg)
@@ -284,13 +285,20 @@ def run_pretraining(
                               max_frames=d.max_frames, splits_file=d.splits_file, maps_root=d.maps_root,
                               threads=d.decode_threads, progress=show)  # fmt: skip
         pr = cfg.probe
-        probe_frames = None
+        probe_set = None
         if pr.enabled:
-            probe_frames = build_frames(d.root, pr.split, cfg.camera, cache_root, stride=pr.frame_stride,
-                                        max_frames=pr.max_frames, splits_file=d.splits_file,
-                                        maps_root=d.maps_root, threads=d.decode_threads,
-                                        lead_range=tuple(pr.lead_range), lead_half_width=pr.lead_half_width,
-                                        progress=show)  # fmt: skip
+
+            def probe_frames_of(split: str, stride: int, max_frames: int | None) -> Any:
+                return build_frames(d.root, split, cfg.camera, cache_root, stride=stride, max_frames=max_frames,
+                                    splits_file=d.splits_file, maps_root=d.maps_root, threads=d.decode_threads,
+                                    lead_range=tuple(pr.lead_range), lead_half_width=pr.lead_half_width,
+                                    progress=show)  # fmt: skip
+
+            held_out = probe_frames_of(pr.split, pr.frame_stride, pr.max_frames)
+            # fit on the pre-training frames (their labels, never used by pre-training) unless told otherwise;
+            # with the default lead settings this is the cache just built above
+            fit = probe_frames_of(d.split, d.frame_stride, d.max_frames) if pr.fit_on == "pretrain" else None
+            probe_set = probes.ProbeSet(held_out, fit, pr.max_train_frames, pr.test_fraction)
         n, batch = len(frames), cfg.trainer.batch_size
         steps_per_epoch = n // batch  # drop_last: every step has a full batch (masks stack)
         if steps_per_epoch < 1:
@@ -323,7 +331,7 @@ def run_pretraining(
             probe_history = list(ck.get("probe_history") or [])
         merge_json(run.path, "meta.json", _meta(cfg, run, {
             "frames": {"split": d.split, "count": n, "cache": str(frames.dir), "manifest_hash": frames.info["manifest_hash"]},
-            "probe_frames": None if probe_frames is None else {"split": pr.split, "count": len(probe_frames), "cache": str(probe_frames.dir)},
+            "probe_frames": None if probe_set is None else {"split": pr.split, "count": len(probe_set.test_frames), "cache": str(probe_set.test_frames.dir), "protocol": probe_set.protocol, "n_train": int((~probe_set.is_test).sum())},
             "steps_per_epoch": steps_per_epoch, "total_steps": total, "warmup_steps": warmup,
             "device": device, "precision": precision, "torch_threads": torch.get_num_threads(),
         }))  # fmt: skip
@@ -349,34 +357,37 @@ def run_pretraining(
 
         # 3. Probes: the random-init encoder (same architecture and init) once, the target encoder periodically.
         random_probe: dict[str, Any] | None = None
-        is_test = None
-        if probe_frames is not None:
-            is_test = probes.log_split(probe_frames.logs, pr.test_fraction)
+        random_preds: dict[str, Any] | None = None
+
+        def probe_scores(encoder: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            assert probe_set is not None
+            feats = probe_set.features(encoder, batch, device)
+            preds = probes.probe_predictions(feats, probe_set.labels, probe_set.is_test, pr.ridge_alphas,
+                                             pr.logistic_cs, probe_set.logs)  # fmt: skip
+            scores = probes.run_probes(feats, probe_set.labels, probe_set.is_test, logs=probe_set.logs,
+                                       predictions=preds)  # fmt: skip
+            return scores, preds
+
+        if probe_set is not None:
             init = build_model(cfg).target_encoder.to(device)
-            random_probe = probes.run_probes(
-                probes.pooled_features(init, probe_frames.images, batch, device),
-                probe_frames.labels,
-                is_test,
-                pr.ridge_alphas,
-                pr.logistic_cs,
-                probe_frames.logs,
-            )
+            random_probe, random_preds = probe_scores(init)
             del init
 
         def do_probe(at_epoch: int) -> dict[str, Any]:
-            assert probe_frames is not None and is_test is not None and random_probe is not None
-            feats = probes.pooled_features(model.target_encoder, probe_frames.images, batch, device)
-            ssl = probes.run_probes(
-                feats, probe_frames.labels, is_test, pr.ridge_alphas, pr.logistic_cs, probe_frames.logs
+            assert probe_set is not None and random_probe is not None and random_preds is not None
+            ssl, preds = probe_scores(model.target_encoder)
+            ci = probes.paired_bootstrap(
+                preds, [random_preds], probe_set.test_labels, probe_set.test_logs, 500
             )
-            entry = {"epoch": at_epoch, "step": step, "ssl": ssl, "random_init": random_probe,
-                     "ssl_minus_random": probes.compare(ssl, random_probe)}  # fmt: skip
+            entry = {"epoch": at_epoch, "step": step, "protocol": probe_set.protocol, "ssl": ssl,
+                     "random_init": random_probe, "ssl_minus_random": probes.compare(ssl, random_probe),
+                     "ssl_minus_random_ci": ci}  # fmt: skip
             values = {f"probe/ssl_{k}": v for k, v in ssl.items() if isinstance(v, float)}
             values.update({f"probe/random_{k}": v for k, v in random_probe.items() if isinstance(v, float)})
             log({k: float(v) for k, v in values.items()}, step)
             return entry
 
-        if probe_frames is not None and not probe_history:
+        if probe_set is not None and not probe_history:
             probe_history.append(do_probe(0))  # epoch 0 = the initial weights: both encoders start equal
 
         def checkpoint() -> None:
@@ -449,9 +460,7 @@ def run_pretraining(
                     break
                 epoch += 1
                 batch_in_epoch = 0
-                if probe_frames is not None and (
-                    epoch % pr.every_n_epochs == 0 or epoch == cfg.trainer.epochs
-                ):
+                if probe_set is not None and (epoch % pr.every_n_epochs == 0 or epoch == cfg.trainer.epochs):
                     probe_history.append(do_probe(epoch))
                 checkpoint()
         bar.close()

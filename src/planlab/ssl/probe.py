@@ -3,15 +3,21 @@
 The monitor of pre-training (is the encoder learning anything the planner could use?) and the check that
 SSL features beat a randomly initialised encoder of the same architecture. Features are the mean over patch
 tokens (I-JEPA has no CLS token, methods_facts §1.7, lesson C2), standardised with the probe-train
-statistics. Frames are split **by log** into probe-train and probe-test, so a probe cannot succeed by
-recognising neighbouring frames of one drive. Tasks:
+statistics. Tasks:
 
-- ``speed``: ridge regression on the ego speed, scored by R² on the test logs;
+- ``speed``: ridge regression on the ego speed, scored by R² on the test frames;
 - ``command``: multinomial logistic regression on the driving command, balanced accuracy;
 - ``lead``: logistic regression on "a vehicle is ahead in the ego corridor", balanced accuracy.
 
-Regularisation strengths are chosen by cross-validation over probe-train logs (grouped folds), so a probe
-neither overfits a few hundred frames nor depends on a hand-set penalty.
+Protocol (the usual linear evaluation of SSL encoders): the probe is fitted on labelled frames of the
+pre-training split (the frames the encoder saw, without their labels) and scored on every frame of a
+held-out split (other logs, never seen by pre-training). Without a probe-train split, the frames of one split
+are divided **by log** instead, so a probe cannot succeed by recognising neighbouring frames of one drive.
+Logistic probes weight the classes inversely to their frequency: they are scored by balanced accuracy, and an
+unweighted fit on a rare class (a lead vehicle in a few % of frames) predicts "absent" everywhere.
+Regularisation strengths are chosen by cross-validation over probe-train logs (grouped folds). The
+difference SSL − random init gets a 95 % CI from a bootstrap over test logs (the same resampled frames score
+both encoders), and the random-init side can average several initialisations.
 
 A task whose probe-train part has a single class is reported as None (nothing to learn).
 """
@@ -54,14 +60,19 @@ def pooled_features(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     pooling: str = "mean",
+    indices: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """``[N, F]`` float64 pooled patch tokens of ``images`` (``[N, 3, H, W]``, any float dtype)."""
+    """``[N, F]`` float64 pooled patch tokens of ``images`` (``[N, 3, H, W]``, any float dtype; a memory map
+    is read one batch at a time), or of the rows ``indices`` of it."""
     was_training = encoder.training
     encoder.eval()
+    rows = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
     out = []
     try:
-        for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.asarray(images[start : start + batch_size], dtype=np.float32)).to(device)
+        for start in range(0, len(rows), batch_size):
+            x = torch.from_numpy(np.asarray(images[rows[start : start + batch_size]], dtype=np.float32)).to(
+                device
+            )
             grid = (x.shape[-2] // encoder.patch_size, x.shape[-1] // encoder.patch_size)
             out.append(pool_tokens(encoder(x), grid, pooling).double().cpu().numpy())
     finally:
@@ -113,34 +124,58 @@ def _cv_splits(groups: np.ndarray, train: np.ndarray) -> list[tuple[np.ndarray, 
     return list(GroupKFold(n_splits=min(3, n)).split(np.zeros(len(g)), groups=g))
 
 
-def ridge_r2(
+def _ridge_predict(
     x: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[float], groups: np.ndarray | None = None
-) -> float:
-    """R² on the test rows of a ridge fit on the train rows; the penalty is chosen among ``alphas`` by grouped
+) -> np.ndarray:
+    """Test-row predictions of a ridge fit on the train rows; the penalty is chosen among ``alphas`` by grouped
     cross-validation on the train rows (a fixed penalty when one value or one log is given)."""
     from sklearn.linear_model import Ridge, RidgeCV
 
     splits = _cv_splits(groups, train) if groups is not None and len(alphas) > 1 else None
     model = RidgeCV(alphas=list(alphas), cv=splits) if splits else Ridge(alpha=float(alphas[0]))
     model.fit(x[train], y[train])
-    ytest = y[~train]
-    ss_tot = float(((ytest - ytest.mean()) ** 2).sum())
+    return model.predict(x[~train])
+
+
+def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
+    """1 − SSE/SST; NaN when the targets are constant (nothing to explain)."""
+    ss_tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
     if ss_tot <= 0:
         return math.nan
-    return 1.0 - float(((ytest - model.predict(x[~train])) ** 2).sum()) / ss_tot
+    return 1.0 - float(((y - pred) ** 2).sum()) / ss_tot
 
 
-def logistic_balanced_accuracy(
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in ``y`` (NaN when ``y`` is empty)."""
+    classes = np.unique(y)
+    if len(classes) == 0:
+        return math.nan
+    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
+
+
+def ridge_r2(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, alphas: Sequence[float], groups: np.ndarray | None = None
+) -> float:
+    """R² on the test rows of a ridge fit on the train rows (penalty as in :func:`_ridge_predict`)."""
+    return r2_score(y[~train], _ridge_predict(x, y, train, alphas, groups))
+
+
+def _logistic_predict(
     x: np.ndarray, y: np.ndarray, train: np.ndarray, cs: Sequence[float], groups: np.ndarray | None = None
-) -> float | None:
-    """Balanced accuracy on the test rows of a logistic regression; C chosen like :func:`ridge_r2`'s penalty."""
+) -> np.ndarray | None:
+    """Test-row predictions of a class-balanced logistic regression (C chosen by grouped CV on balanced
+    accuracy); None when the train rows hold a single class or there is no test row."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
 
     if len(np.unique(y[train])) < 2 or (~train).sum() == 0:
         return None
     splits = _cv_splits(groups, train) if groups is not None and len(cs) > 1 else None
     best_c = float(cs[0])
+
+    def fit(c: float, xs: np.ndarray, ys: np.ndarray) -> Any:
+        # class_weight="balanced": the score is balanced accuracy, and rare classes must not be ignored
+        return LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(xs, ys)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence and single-class-fold warnings on small probe sets
         if splits:
@@ -151,12 +186,50 @@ def logistic_balanced_accuracy(
                 for fit_idx, val_idx in splits:
                     if len(np.unique(yt[fit_idx])) < 2:
                         continue
-                    clf = LogisticRegression(C=float(c), max_iter=2000).fit(xt[fit_idx], yt[fit_idx])
-                    accs.append(balanced_accuracy_score(yt[val_idx], clf.predict(xt[val_idx])))
+                    clf = fit(float(c), xt[fit_idx], yt[fit_idx])
+                    accs.append(balanced_accuracy(yt[val_idx], clf.predict(xt[val_idx])))
                 scores.append(np.mean(accs) if accs else -1.0)
             best_c = float(cs[int(np.argmax(scores))])
-        clf = LogisticRegression(C=best_c, max_iter=2000).fit(x[train], y[train])
-        return float(balanced_accuracy_score(y[~train], clf.predict(x[~train])))
+        return fit(best_c, x[train], y[train]).predict(x[~train])
+
+
+def logistic_balanced_accuracy(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, cs: Sequence[float], groups: np.ndarray | None = None
+) -> float | None:
+    """Balanced accuracy on the test rows of a logistic regression; C chosen like :func:`ridge_r2`'s penalty."""
+    pred = _logistic_predict(x, y, train, cs, groups)
+    return None if pred is None else balanced_accuracy(y[~train], pred)
+
+
+def probe_predictions(
+    features: np.ndarray,
+    labels: dict[str, np.ndarray],
+    is_test: np.ndarray,
+    ridge_alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
+    logistic_cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    logs: Sequence[str] | None = None,
+) -> dict[str, np.ndarray | None]:
+    """Per task, the probe's predictions for the test rows (None where a task cannot be fitted)."""
+    train = ~is_test
+    x = _standardise(features, train)
+    groups = None if logs is None else np.unique(np.asarray(logs), return_inverse=True)[1]
+    return {
+        "speed": _ridge_predict(x, labels["speed"].astype(np.float64), train, ridge_alphas, groups),
+        "command": _logistic_predict(x, labels["command"].astype(int), train, logistic_cs, groups),
+        "lead": _logistic_predict(x, labels["lead"].astype(int), train, logistic_cs, groups),
+    }
+
+
+SCORE_KEYS = {"speed": "speed_r2", "command": "command_bacc", "lead": "lead_bacc"}
+
+
+def task_score(task: str, y: np.ndarray, pred: np.ndarray | None) -> float | None:
+    """The score of one task's test predictions (R² for speed, balanced accuracy for the classifiers)."""
+    if pred is None:
+        return None
+    if task == "speed":
+        return r2_score(y.astype(np.float64), pred)
+    return balanced_accuracy(y.astype(int), pred)
 
 
 def run_probes(
@@ -166,10 +239,12 @@ def run_probes(
     ridge_alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
     logistic_cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
     logs: Sequence[str] | None = None,
+    predictions: dict[str, np.ndarray | None] | None = None,
 ) -> dict[str, Any]:
     """Scores of every task plus the feature statistics (RankMe, std of the pooled features).
 
-    ``logs`` (one per frame) groups the cross-validation folds that choose the regularisation.
+    ``logs`` (one per frame) groups the cross-validation folds that choose the regularisation;
+    ``predictions`` (from :func:`probe_predictions`) avoids fitting twice.
     """
     train = ~is_test
     if train.sum() == 0 or is_test.sum() == 0:  # nothing to fit or nothing to score: report, don't crash
@@ -183,22 +258,17 @@ def run_probes(
             "lead_bacc": None,
             "lead_rate": math.nan,
         }
-    x = _standardise(features, train)
-    groups = None
-    if logs is not None:
-        groups = np.unique(np.asarray(logs), return_inverse=True)[1]
+    if predictions is None:
+        predictions = probe_predictions(features, labels, is_test, ridge_alphas, logistic_cs, logs)
     out: dict[str, Any] = {
         "n_train": int(train.sum()),
         "n_test": int(is_test.sum()),
         "rankme": effective_rank(features),
         "pooled_std": float(features.std(axis=0).mean()),
-        "speed_r2": ridge_r2(x, labels["speed"].astype(np.float64), train, ridge_alphas, groups),
-        "command_bacc": logistic_balanced_accuracy(
-            x, labels["command"].astype(int), train, logistic_cs, groups
-        ),
-        "lead_bacc": logistic_balanced_accuracy(x, labels["lead"].astype(int), train, logistic_cs, groups),
-        "lead_rate": float(np.mean(labels["lead"][is_test])) if is_test.any() else math.nan,
     }
+    for task, key in SCORE_KEYS.items():
+        out[key] = task_score(task, labels[task][is_test], predictions[task])
+    out["lead_rate"] = float(np.mean(labels["lead"][is_test]))
     return out
 
 
@@ -208,6 +278,44 @@ def compare(ssl: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
     for key in ("speed_r2", "command_bacc", "lead_bacc"):
         a, b = ssl.get(key), random.get(key)
         out[key] = None if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) else a - b
+    return out
+
+
+def paired_bootstrap(
+    pred_a: dict[str, np.ndarray | None],
+    preds_b: Sequence[dict[str, np.ndarray | None]],
+    labels_test: dict[str, np.ndarray],
+    logs_test: Sequence[str],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any] | None]:
+    """Per task: score(A) − mean score(B_k) on the test rows, with a 95 % CI from resampling test *logs*
+    (frames of one drive are correlated, so logs are the unit). The same resample scores every encoder, so the
+    CI is of the paired difference. None for a task either side could not fit."""
+    rng = np.random.default_rng(seed)
+    logs = np.asarray(logs_test)
+    names, inverse = np.unique(logs, return_inverse=True)
+    members = [np.flatnonzero(inverse == i) for i in range(len(names))]
+    resamples = [np.concatenate([members[j] for j in rng.integers(0, len(names), len(names))])
+                 for _ in range(n_boot)]  # fmt: skip
+    out: dict[str, dict[str, Any] | None] = {}
+    for task, key in SCORE_KEYS.items():
+        a, bs = pred_a.get(task), [p.get(task) for p in preds_b]
+        if a is None or not bs or any(b is None for b in bs):
+            out[key] = None
+            continue
+        y = labels_test[task]
+
+        def diff(idx: np.ndarray, a=a, bs=bs, y=y, task=task) -> float:
+            sa = task_score(task, y[idx], a[idx])
+            sb = [task_score(task, y[idx], b[idx]) for b in bs]
+            return math.nan if sa is None or any(s is None for s in sb) else sa - float(np.mean(sb))
+
+        full = diff(np.arange(len(y)))
+        boot = np.array([diff(idx) for idx in resamples])
+        boot = boot[np.isfinite(boot)]
+        lo, hi = np.quantile(boot, [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
+        out[key] = {"diff": full, "ci": [float(lo), float(hi)], "n_logs": int(len(names))}
     return out
 
 
@@ -238,44 +346,139 @@ def encoder_camera(encoder_dir: str, image_size: tuple[int, int]) -> Any:
     return camera
 
 
+def evenly(n: int, k: int | None) -> np.ndarray:
+    """``k`` indices spread evenly over ``range(n)`` (all of them when ``k`` is None or ≥ n)."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+
+class ProbeSet:
+    """The frames a probe fits and scores on: probe-train rows (``train`` frames, a subset) then test rows.
+
+    With ``train`` None (or the same split as ``test``), the rows are all of ``test`` and the test rows a log
+    split of them.
+    """
+
+    def __init__(self, test: Any, train: Any | None = None, max_train_frames: int | None = None,
+                 test_fraction: float = 0.3) -> None:  # fmt: skip
+        if train is not None and train.info.get("split") == test.info.get("split"):
+            train = None  # fitting and scoring on the same frames would measure memory, not features
+        self.test_frames, self.train_frames = test, train
+        if train is None:
+            self.parts = [(test, np.arange(len(test.logs)))]
+            self.is_test = log_split(test.logs, test_fraction)
+            self.protocol = f"log split of {test.info.get('split', '?')} ({test_fraction:.0%} of logs)"
+        else:
+            self.parts = [
+                (train, evenly(len(train.logs), max_train_frames)),
+                (test, np.arange(len(test.logs))),
+            ]
+            n_train = len(self.parts[0][1])
+            self.is_test = np.r_[np.zeros(n_train, dtype=bool), np.ones(len(test.logs), dtype=bool)]
+            self.protocol = (f"fit on {train.info.get('split', '?')}, scored on held-out "
+                             f"{test.info.get('split', '?')}")  # fmt: skip
+        self.logs = [f for frames, idx in self.parts for f in (frames.logs[i] for i in idx)]
+        self.labels = {key: np.concatenate([np.asarray(frames.labels[key])[idx] for frames, idx in self.parts])
+                       for key in ("speed", "command", "lead")}  # fmt: skip
+
+    def features(self, encoder: torch.nn.Module, batch_size: int = 64, device: Any = "cpu",
+                 pooling: str = "mean") -> np.ndarray:  # fmt: skip
+        return np.concatenate([pooled_features(encoder, frames.images, batch_size, device, pooling, idx)
+                               for frames, idx in self.parts])  # fmt: skip
+
+    @property
+    def test_labels(self) -> dict[str, np.ndarray]:
+        return {k: v[self.is_test] for k, v in self.labels.items()}
+
+    @property
+    def test_logs(self) -> list[str]:
+        return [log for log, t in zip(self.logs, self.is_test, strict=True) if t]
+
+
 def probe_encoder(
     encoder_dir: str,
     root: str | None,
     split: str,
     cache_root: str,
     *,
-    max_frames: int = 1500,
+    train_split: str | None = "train",
+    max_train_frames: int | None = 3000,
+    max_frames: int | None = None,
     test_fraction: float = 0.3,
     lead_range: tuple[float, float] = (2.0, 30.0),
     lead_half_width: float = 2.0,
-    random_seed: int = 0,
+    random_seeds: Sequence[int] = (0,),
     splits_file: str | None = None,
     device: str | None = None,
     pooling: str = "mean",
+    n_boot: int = 2000,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Probe a ``planlab-vit/1`` encoder directory against a random-init ViT of the same architecture."""
+    """Probe a ``planlab-vit/1`` encoder directory against random-init ViTs of the same architecture.
+
+    Fitted on ``train_split`` frames (≤ ``max_train_frames``, evenly spread), scored on the ``split`` frames
+    (≤ ``max_frames``); with ``train_split`` None, ``split`` is divided by log. ``random_seeds``: the
+    random-init encoders compared against (their scores are averaged; each is reported).
+    """
     from planlab.models.vit import load_vit
     from planlab.ssl.encoder import JepaViT
     from planlab.ssl.frames import build_frames
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not random_seeds:
+        raise ValueError("random_seeds: at least one seed")
     vit = load_vit(encoder_dir).to(device)
     c = vit.config
     camera = encoder_camera(encoder_dir, (c.grid_height * c.patch_size, c.grid_width * c.patch_size))
-    frames = build_frames(root, split, camera, cache_root, max_frames=max_frames, splits_file=splits_file,
-                          lead_range=lead_range, lead_half_width=lead_half_width, progress=progress)  # fmt: skip
-    is_test = log_split(frames.logs, test_fraction)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(random_seed)
-    try:
-        random_vit = JepaViT(c).to(device)
-    finally:
-        torch.random.set_rng_state(state)
-    ssl = run_probes(pooled_features(vit, frames.images, device=device, pooling=pooling), frames.labels, is_test,
-                     logs=frames.logs)  # fmt: skip
-    rnd = run_probes(pooled_features(random_vit, frames.images, device=device, pooling=pooling), frames.labels,
-                     is_test, logs=frames.logs)  # fmt: skip
-    return {"encoder": str(encoder_dir), "split": split, "frames": len(frames), "pooling": pooling, "ssl": ssl,
-            "random_init": rnd, "ssl_minus_random": compare(ssl, rnd)}  # fmt: skip
+
+    def frames_of(name: str, limit: int | None) -> Any:
+        return build_frames(root, name, camera, cache_root, max_frames=limit, splits_file=splits_file,
+                            lead_range=lead_range, lead_half_width=lead_half_width, progress=progress)  # fmt: skip
+
+    test = frames_of(split, max_frames)
+    train = (
+        None if not train_split else frames_of(train_split, None)
+    )  # whole split: shares pre-training's cache
+    ps = ProbeSet(test, train, max_train_frames, test_fraction)
+
+    def probe(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+        feats = ps.features(model, device=device, pooling=pooling)
+        preds = probe_predictions(feats, ps.labels, ps.is_test, logs=ps.logs)
+        return run_probes(feats, ps.labels, ps.is_test, logs=ps.logs, predictions=preds), preds
+
+    ssl, ssl_preds = probe(vit)
+    randoms, random_preds = [], []
+    for seed in random_seeds:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(int(seed))
+        try:
+            random_vit = JepaViT(c).to(device)
+        finally:
+            torch.random.set_rng_state(state)
+        scores, preds = probe(random_vit)
+        randoms.append({"seed": int(seed), **scores})
+        random_preds.append(preds)
+    mean_random = {k: _mean_or_none([r.get(k) for r in randoms]) for k in randoms[0] if k != "seed"}
+    return {
+        "encoder": str(encoder_dir),
+        "split": split,
+        "train_split": train_split,
+        "protocol": ps.protocol,
+        "frames": len(ps.is_test),
+        "pooling": pooling,
+        "ssl": ssl,
+        "random_init": mean_random,
+        "random_inits": randoms,
+        "ssl_minus_random": compare(ssl, mean_random),
+        "ssl_minus_random_ci": paired_bootstrap(
+            ssl_preds, random_preds, ps.test_labels, ps.test_logs, n_boot
+        ),
+    }
+
+
+def _mean_or_none(values: Sequence[Any]) -> Any:
+    if any(v is None for v in values):
+        return None
+    return float(np.mean(values))

@@ -377,11 +377,36 @@ def _encoder_section(plan: Any) -> list[str]:
                  f"{cfg.get('patch_size')}, grid {cfg.get('grid_height')}×{cfg.get('grid_width')}); "
                  f"{info.get('source', 'weights')} of pre-training run `{info.get('run_dir', '—')}` "
                  f"(step {info.get('step', '—')})")  # fmt: skip
+    study_probe = _json(Path(plan.out_dir) / "probe.json")
+    if study_probe.get("ssl") and study_probe.get("random_init"):
+        s, r, ci = (
+            study_probe["ssl"],
+            study_probe["random_init"],
+            study_probe.get("ssl_minus_random_ci") or {},
+        )
+        seeds = ", ".join(str(x.get("seed")) for x in study_probe.get("random_inits") or [])
+
+        def part(name: str, key: str) -> str:
+            d = ci.get(key) or {}
+            delta = ""
+            if d:
+                delta = f" (Δ {d['diff']:+.3f}, 95 % CI [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] over {d['n_logs']} logs)"
+            return f"{name} {_fmt(s.get(key))} vs {_fmt(r.get(key))}{delta}"
+
+        lines.append(
+            f"- Linear probes of the frozen SSL encoder vs the random-init encoders of the random arms (seeds "
+            f"{seeds}, scores averaged), {study_probe.get('protocol')}: {s.get('n_train')} probe-train and "
+            f"{s.get('n_test')} test frames (`probe.json`): {part('speed R²', 'speed_r2')}; "
+            f"{part('command balanced acc.', 'command_bacc')}; {part('lead vehicle balanced acc.', 'lead_bacc')} "
+            f"(lead vehicle in {_fmt(s.get('lead_rate'))} of the test frames); RankMe {_fmt(s.get('rankme'), 1)} vs "
+            f"{_fmt(r.get('rankme'), 1)}"
+        )
     probe = info.get("probe") or {}
     if probe.get("ssl") and probe.get("random_init"):
         s, r = probe["ssl"], probe["random_init"]
         lines.append(
-            f"- Linear probes on {s.get('n_test')} held-out-log frames (SSL vs random init): speed R² "
+            f"- Pre-training's last monitor probe ({probe.get('protocol') or 'log split of the validation split'}; "
+            f"{s.get('n_test')} test frames, SSL vs random init): speed R² "
             f"{_fmt(s.get('speed_r2'))} vs {_fmt(r.get('speed_r2'))}, command balanced acc. "
             f"{_fmt(s.get('command_bacc'))} vs {_fmt(r.get('command_bacc'))}, lead vehicle balanced acc. "
             f"{_fmt(s.get('lead_bacc'))} vs {_fmt(r.get('lead_bacc'))}, RankMe {_fmt(s.get('rankme'), 1)} vs "

@@ -178,6 +178,48 @@ def resolve_encoder(
     return result.encoder_dir
 
 
+PROBE_FILE = "probe.json"
+
+
+def study_probe(cfg: StudyConfig, out: Path, encoder_dir: Path, progress: bool, echo: Echo) -> dict[str, Any]:
+    """``<out>/probe.json``: linear probes of the study's SSL encoder against the random-init encoders of the
+    ``random`` arms (the same seeds, hence the same weights), fitted on the train split's frames and scored on
+    the validation split's (held-out logs), with paired log-bootstrap CIs. Reused while the encoder's weights
+    and the probe settings are unchanged (the key hashes both)."""
+    import hashlib
+
+    from planlab.ssl.probe import probe_encoder
+
+    pc = pretrain_config(cfg)
+    settings = {"split": cfg.data.val_split or pc.probe.split, "train_split": cfg.data.train_split,
+                "max_train_frames": pc.probe.max_train_frames, "random_seeds": list(cfg.seeds),
+                "lead_range": list(pc.probe.lead_range), "lead_half_width": pc.probe.lead_half_width}  # fmt: skip
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for f in sorted(encoder_dir.glob("*.safetensors")) + [encoder_dir / "config.json"]:
+        h.update(f.read_bytes())
+    key = h.hexdigest()[:16]
+    path = out / PROBE_FILE
+    try:
+        old = json.loads(path.read_text())
+        if old.get("key") == key:
+            return old
+    except (FileNotFoundError, ValueError):
+        pass
+    from planlab.training.rundir import write_json
+
+    echo(f"linear probes of {encoder_dir} vs random init (seeds {settings['random_seeds']})")
+    t0 = time.perf_counter()
+    cache_root = Path(pc.data.cache_dir) if pc.data.cache_dir else out / "pretrain" / "frames"
+    result = probe_encoder(str(encoder_dir), str(_data_root(cfg)), settings["split"], str(cache_root),
+                           train_split=settings["train_split"], max_train_frames=settings["max_train_frames"],
+                           lead_range=tuple(settings["lead_range"]), lead_half_width=settings["lead_half_width"],
+                           random_seeds=settings["random_seeds"], splits_file=cfg.data.splits_file,
+                           progress=progress)  # fmt: skip
+    result.update({"key": key, "settings": settings, "seconds": round(time.perf_counter() - t0, 1)})
+    write_json(path, result)
+    return result
+
+
 def encoder_settings(encoder_dir: Path) -> tuple[Any, dict[str, Any]]:
     """(ViTConfig, camera settings) of an encoder directory (camera from ``planlab.json`` when present)."""
     from planlab.models.vit import read_vit_config
@@ -586,6 +628,9 @@ def run_study(
             cfg, out, progress, echo, allow_pretrain=(launcher == "local" and not collect_only)
         )
     _update_study(out, encoder=str(encoder) if encoder else None)
+    if encoder is not None and any(a.encoder == "ssl" for a in cfg.arms) and not dry_run:
+        if not collect_only:  # --collect only reads what is there
+            study_probe(cfg, out, encoder, progress, echo)
     plan = plan_study(cfg, out, encoder, create=not collect_only)
     outcome = StudyOutcome(out, plan)
     if not collect_only:
