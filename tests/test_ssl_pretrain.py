@@ -201,3 +201,22 @@ def test_probe_cli_on_the_exported_encoder(finished, calib_root):
                "--cache-dir", str(root / "frames"))  # fmt: skip
     assert err.returncode != 0 and "camera.cameras must name at least one camera" in err.stderr
     assert "Traceback" not in err.stderr
+
+
+def test_snapshot_exports_the_checkpoint_target_encoder(finished, tmp_path):
+    """`planlab ssl snapshot` writes the newest checkpoint's target encoder: for a finished run, the same
+    weights as the run's own export; a directory without a checkpoint is a one-line error."""
+    import torch
+
+    _, result, _ = finished
+    out = _cli("snapshot", "--run-dir", str(result.run_dir), "--out", str(tmp_path / "snap"))
+    assert out.returncode == 0, out.stderr
+    a, b = load_vit(result.encoder_dir), load_vit(tmp_path / "snap")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb), ka
+    info = json.loads((tmp_path / "snap" / "planlab.json").read_text())
+    assert info["snapshot"] is True and info["step"] == result.step
+    err = _cli("snapshot", "--run-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
+    assert (
+        err.returncode != 0 and "no pre-training checkpoint" in err.stderr and "Traceback" not in err.stderr
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -49,6 +50,19 @@ def pretrain(
     if delta:
         parts = ", ".join(f"{k} {v:+.3f}" for k, v in delta.items() if v is not None)
         console.print(f"linear probe, SSL − random init: {parts}")
+
+
+@ssl_app.command("snapshot")
+def snapshot(
+    run_dir: Path = typer.Option(..., "--run-dir", help="pre-training run directory (finished or running)"),
+    out: Path = typer.Option(..., "--out", help="encoder directory to write (planlab-vit/1)"),
+) -> None:
+    """Export the target encoder of a pre-training run's newest checkpoint, e.g. to probe a run mid-way."""
+    from planlab.ssl.pretrain import snapshot_encoder
+
+    enc = snapshot_encoder(run_dir, out)
+    info = json.loads((enc / "planlab.json").read_text())
+    console.print(f"encoder of step {info['step']} (epoch {info['epoch']}) → {enc}")
 
 
 @ssl_app.command("submit")

@@ -233,6 +233,27 @@ def export_encoder(model: Any, cfg: Any, out: Path, info: dict[str, Any]) -> Pat
     return out
 
 
+def snapshot_encoder(run_dir: Path, out: Path) -> Path:
+    """Export the target encoder of a pre-training run's newest checkpoint (finished or not) to ``out``, so a
+    run can be probed or used mid-way without stopping it. The checkpoint is read with weights only."""
+    run = PretrainRunDir(run_dir)
+    ckpt = run.newest_checkpoint()
+    config = run.path / "config.yaml"
+    if ckpt is None or not config.is_file():
+        raise CheckpointError(
+            f"{run.path}: no pre-training checkpoint ({LAST}) and config.yaml to export from"
+        )
+    from planlab.ssl.config import build_pretrain_config
+
+    cfg = build_pretrain_config([config])
+    data = load_checkpoint(ckpt)
+    model = build_model(cfg)
+    model.load_state_dict(data["model"])
+    info = {"run_dir": str(run.path), "step": int(data["step"]), "epoch": int(data["epoch"]),
+            "checkpoint": str(ckpt), "snapshot": True}  # fmt: skip
+    return export_encoder(model, cfg, Path(out), info)
+
+
 def _requeue() -> bool:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
