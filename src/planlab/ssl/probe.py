@@ -34,6 +34,9 @@ import numpy as np
 import torch
 
 TASKS = ("speed", "command", "lead")
+SCORE_KEYS = {"speed": "speed_r2", "command": "command_bacc", "lead": "lead_bacc"}  # task → score name
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # penalties tried by the grouped cross-validation
+LOGISTIC_CS = (0.01, 0.1, 1.0, 10.0)
 
 
 POOLINGS = ("mean", "grid")
@@ -205,8 +208,8 @@ def probe_predictions(
     features: np.ndarray,
     labels: dict[str, np.ndarray],
     is_test: np.ndarray,
-    ridge_alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
-    logistic_cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    ridge_alphas: Sequence[float] = RIDGE_ALPHAS,
+    logistic_cs: Sequence[float] = LOGISTIC_CS,
     logs: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray | None]:
     """Per task, the probe's predictions for the test rows (None where a task cannot be fitted)."""
@@ -218,9 +221,6 @@ def probe_predictions(
         "command": _logistic_predict(x, labels["command"].astype(int), train, logistic_cs, groups),
         "lead": _logistic_predict(x, labels["lead"].astype(int), train, logistic_cs, groups),
     }
-
-
-SCORE_KEYS = {"speed": "speed_r2", "command": "command_bacc", "lead": "lead_bacc"}
 
 
 def task_score(task: str, y: np.ndarray, pred: np.ndarray | None) -> float | None:
@@ -236,8 +236,8 @@ def run_probes(
     features: np.ndarray,
     labels: dict[str, np.ndarray],
     is_test: np.ndarray,
-    ridge_alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
-    logistic_cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    ridge_alphas: Sequence[float] = RIDGE_ALPHAS,
+    logistic_cs: Sequence[float] = LOGISTIC_CS,
     logs: Sequence[str] | None = None,
     predictions: dict[str, np.ndarray | None] | None = None,
 ) -> dict[str, Any]:
@@ -275,7 +275,7 @@ def run_probes(
 def compare(ssl: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
     """Per task: SSL score − random-init score (positive = the SSL features hold more)."""
     out = {}
-    for key in ("speed_r2", "command_bacc", "lead_bacc"):
+    for key in SCORE_KEYS.values():
         a, b = ssl.get(key), random.get(key)
         out[key] = None if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) else a - b
     return out
