@@ -192,6 +192,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", default="small", help="world preset used when generating --data")
     p.add_argument("--world-seed", type=int, default=0)
     p.add_argument(
+        "--no-sensors",
+        action="store_true",
+        help="generate --data without cameras/LiDAR (none of these agents reads them)",
+    )
+    p.add_argument(
         "--work", type=Path, default=ROOT / "runs" / "baselines", help="run dirs, caches, eval outputs"
     )
     p.add_argument("--out", type=Path, default=ROOT / "results", help="where baselines.md/.json go")
@@ -232,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         str(args.world_seed),
         "--workers",
         str(args.workers),
+        *(["--no-sensors"] if args.no_sensors else []),
         log=log,
         skip=(data / "navsim_logs").is_dir(),
     )
