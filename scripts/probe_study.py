@@ -94,6 +94,13 @@ def render(result: dict) -> str:
             + " | ".join(f"{r[k]:.3f}" for k in SCORE_KEYS.values())
             + f" | {r['rankme']:.1f} |"
         )
+        px = result.get("pixels")
+        if px:
+            lines.append(
+                f"| raw pixels, {px['grid'][0]}×{px['grid'][1]} cells (no encoder) | — | "
+                + " | ".join(f"{px['scores'][k]:.3f}" for k in SCORE_KEYS.values())
+                + f" | {px['scores']['rankme']:.1f} |"
+            )
         for e in result["encoders"]:
             s, ci = e["pooling"][pooling]["scores"], e["pooling"][pooling]["delta"]
             cells = []
@@ -112,7 +119,9 @@ def render(result: dict) -> str:
             )
         lines.append("")
     lines += [
-        "**+** / **−**: the CI of Δ excludes 0 (SSL better / worse than random init).",
+        "**+** / **−**: the CI of Δ excludes 0 (SSL better / worse than random init). Raw pixels: the normalised "
+        "image averaged over the encoder's patch-grid cells (3 values per patch, no encoder), probed the same way: "
+        "what the tasks can get from layout alone.",
         "",
         f"Generated {m['generated']} in {m['seconds']:.0f} s.",
     ]
@@ -130,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache-dir", type=Path, required=True, help="frame cache")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--name", default="ssl_probes", help="output stem: <out>/<name>.md and .json")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     t0 = time.perf_counter()
@@ -164,7 +174,11 @@ def main(argv: list[str] | None = None) -> None:
             random_scores[pl].append(s)
             random_preds[pl].append(pr)
         print(f"random init seed {seed}: done", flush=True)
-    result: dict = {"random": {}, "random_per_seed": random_scores, "encoders": []}
+    grid = (c.grid_height, c.grid_width)
+    px_scores, _ = probe(ps.pixels(grid), ps)
+    print("raw pixels: done", flush=True)
+    result: dict = {"random": {}, "random_per_seed": random_scores, "encoders": [],
+                    "pixels": {"grid": list(grid), "scores": px_scores}}  # fmt: skip
     for pl in POOLINGS:
         result["random"][pl] = {
             k: float(np.mean([s[k] for s in random_scores[pl]])) for k in (*SCORE_KEYS.values(), "rankme")
@@ -196,9 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     from planlab.atomic import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "ssl_probes.json", json.dumps(result, indent=1, default=float) + "\n")
-    atomic_write_text(args.out / "ssl_probes.md", render(result))
-    print(f"→ {args.out / 'ssl_probes.md'}")
+    atomic_write_text(args.out / f"{args.name}.json", json.dumps(result, indent=1, default=float) + "\n")
+    atomic_write_text(args.out / f"{args.name}.md", render(result))
+    print(f"→ {args.out / f'{args.name}.md'}")
 
 
 if __name__ == "__main__":

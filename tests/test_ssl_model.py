@@ -232,3 +232,22 @@ def test_probe_set_and_paired_bootstrap():
     )
     self_cmp = paired_bootstrap(pa, [pa], test_labels, test_logs, n_boot=50)
     assert self_cmp["lead_bacc"]["ci"] == [0.0, 0.0]
+
+
+def test_grid_pixels_reference():
+    """The raw-pixel reference averages each channel over the patch-grid cells, in row-major cell order."""
+    from types import SimpleNamespace
+
+    from planlab.ssl.probe import ProbeSet, grid_pixels
+
+    images = np.arange(2 * 3 * 4 * 8, dtype=np.float32).reshape(2, 3, 4, 8)
+    px = grid_pixels(images, (2, 4), batch_size=1)
+    assert px.shape == (2, 3 * 2 * 4)
+    assert px[1, 0] == images[1, 0, :2, :2].mean()  # channel 0, top-left 2 x 2 cell
+    assert px[0, 3 * 8 - 1] == images[0, 2, 2:, 6:].mean()  # channel 2, bottom-right cell
+    assert np.allclose(grid_pixels(images, (2, 4), indices=[1]), px[1:])
+    labels = {"speed": np.zeros(2), "command": np.zeros(2, dtype=int), "lead": np.zeros(2, dtype=int)}
+    frames = SimpleNamespace(info={"split": "val"}, logs=["a", "b"], labels=labels, images=images)
+    train = SimpleNamespace(info={"split": "train"}, logs=["c", "d"], labels=labels, images=images[::-1])
+    ps = ProbeSet(frames, train)
+    assert np.allclose(ps.pixels((2, 4)), np.r_[px[::-1], px])  # probe-train rows first, then test rows

@@ -83,6 +83,26 @@ def pooled_features(
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+def grid_pixels(
+    images: np.ndarray,
+    grid: tuple[int, int],
+    batch_size: int = 256,
+    indices: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    """``[N, 3·rows·cols]`` float64: each image (``[N, 3, H, W]``, normalised) averaged over the cells of a
+    ``grid = (rows, cols)`` patch grid — the raw image at the encoder's token resolution, no encoder at all.
+
+    The reference a linear probe on encoder features should beat: it keeps *where* the colours are, which a
+    mean-pooled token loses, so it bounds what the probe tasks need from layout alone.
+    """
+    rows = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
+    out = []
+    for start in range(0, len(rows), batch_size):
+        x = torch.from_numpy(np.asarray(images[rows[start : start + batch_size]], dtype=np.float32))
+        out.append(torch.nn.functional.adaptive_avg_pool2d(x, grid).reshape(len(x), -1).double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 3 * grid[0] * grid[1]))
+
+
 def log_split(logs: Sequence[str], test_fraction: float) -> np.ndarray:
     """Boolean "is test" per frame: whole logs, chosen by a stable hash of the log name (≥ 1 log each side).
 
@@ -386,6 +406,10 @@ class ProbeSet:
                  pooling: str = "mean") -> np.ndarray:  # fmt: skip
         return np.concatenate([pooled_features(encoder, frames.images, batch_size, device, pooling, idx)
                                for frames, idx in self.parts])  # fmt: skip
+
+    def pixels(self, grid: tuple[int, int]) -> np.ndarray:
+        """:func:`grid_pixels` of every probe row (probe-train rows, then test rows)."""
+        return np.concatenate([grid_pixels(frames.images, grid, indices=idx) for frames, idx in self.parts])
 
     @property
     def test_labels(self) -> dict[str, np.ndarray]:
