@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -134,6 +135,10 @@ def test_written_results_carry_the_derived_figures(tmp_path):
     plan = SimpleNamespace(cfg=cfg, out_dir=tmp_path / "study", exp_root=tmp_path / "study" / "experiments",
                            encoder_dir=None, runs=[])  # fmt: skip
     plan.out_dir.mkdir()
+    (plan.out_dir / "study.json").write_text(json.dumps({
+        "timings": {"caches_s": 90.0, "runs_s": 600.0},
+        "last_run": {"seconds": 930.0, "launcher": "local", "completed": 12}}))  # fmt: skip
+    (plan.out_dir / "probe.json").write_text(json.dumps({"seconds": 240.0}))
     paths = write_results(plan, table, command="planlab study label-efficiency --config syn.yaml")
     rows = {(r["arm"], float(r["fraction"])): r for r in csv_mod.DictReader(paths["csv"].open())}
     a_full = rows[("a", 1.0)]
@@ -149,4 +154,6 @@ def test_written_results_carry_the_derived_figures(tmp_path):
     assert "| Arm B | 0.805 | 0.725 | 10 % | 10 | ≤ 10 |" in md
     assert "image arms capped at 40 steps (CPU budget)" in md and "≥ 2 epochs, ≥ 5 steps, ≤ 40 steps" in md
     assert "| Arm A | Arm B | 10 % | -0.2500 |" in md  # the paired difference at 10 %
+    assert "- runs of the last invocation: 10.0 min" in md and "(`probe.json`, when computed): 4.0 min" in md
+    assert "previous invocation of this command (local launcher, 12 runs complete at its end): 15.5 min" in md
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -617,6 +617,15 @@ def markdown(plan: Any, table: StudyTable, rows: list[dict[str, Any]], reach: di
                       ("runs_s", "runs of the last invocation")):  # fmt: skip
         if t.get(key) is not None:
             lines.append(f"- {text}: {t[key] / 60:.1f} min")
+    probe_s = _json(Path(plan.out_dir) / "probe.json").get("seconds")
+    if probe_s is not None:
+        lines.append(
+            f"- linear probes of the SSL encoder (`probe.json`, when computed): {probe_s / 60:.1f} min"
+        )
+    last = study.get("last_run") or {}
+    if last.get("seconds") is not None:
+        lines.append(f"- the whole previous invocation of this command ({last.get('launcher')} launcher, "
+                     f"{last.get('completed')} runs complete at its end): {last['seconds'] / 60:.1f} min")  # fmt: skip
     lines += ["", "## Runs", "", "| experiment | arm | fraction | seed | labels | " + metric + " | features | run dir |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in sorted(done, key=lambda r: ([a.name for a in cfg.arms].index(r.arm), r.fraction, r.seed)):
