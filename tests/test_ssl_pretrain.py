@@ -220,3 +220,28 @@ def test_snapshot_exports_the_checkpoint_target_encoder(finished, tmp_path):
     assert (
         err.returncode != 0 and "no pre-training checkpoint" in err.stderr and "Traceback" not in err.stderr
     )
+
+
+def test_extra_roots_add_unlabelled_frames(calib_root, tmp_path):
+    # a second dataset root (here a link to the same logs under another path) adds its frames of the split
+    other = tmp_path / "other_world"
+    other.mkdir()
+    for name in ("navsim_logs", "sensor_blobs", "maps"):
+        (other / name).symlink_to(calib_root / name)
+    cfg = _cfg(calib_root, tmp_path / "frames", **{"data.extra_roots": [str(other)], "trainer.epochs": 1,
+                                                    "probe.enabled": False})  # fmt: skip
+    result = run_pretraining(cfg, tmp_path / "run")
+    assert result.state == "completed" and result.step == (2 * 107) // 16
+    frames = json.loads((result.run_dir / "meta.json").read_text())["pretraining"]["frames"]
+    assert frames["count"] == 214 and [s["count"] for s in frames["sources"]] == [107, 107]
+    assert frames["sources"][1]["root"] == str(other)
+    info = json.loads((result.run_dir / "encoder" / "planlab.json").read_text())
+    assert info["frames"]["count"] == 214
+
+
+@pytest.mark.parametrize("roots", ["not-a-list", [""], ["a", "a"]])
+def test_extra_roots_are_validated(roots):
+    from planlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.extra_roots"):
+        build_pretrain_config(overrides={"data.extra_roots": roots})

@@ -33,6 +33,9 @@ class PretrainData:
     """Unlabelled frames: every frame of the split's logs (labelled or not), front cameras."""
 
     root: str | None = None  # dataset root; None: $OPENSCENE_DATA_ROOT
+    # More unlabelled frames: the same ``split`` of further dataset roots (another world seed, more real logs),
+    # appended to ``root``'s. The probes still use ``root`` only, so encoders stay comparable.
+    extra_roots: list[str] = field(default_factory=list)
     maps_root: str | None = None
     split: str = "train"  # a navsim_logs/<split> directory or a part of the by-log split file
     splits_file: str | None = None
@@ -49,6 +52,16 @@ class PretrainData:
             raise ConfigError("data.max_frames must be >= 2")
         if self.decode_threads < 1:
             raise ConfigError("data.decode_threads must be >= 1")
+        if not isinstance(self.extra_roots, list) or not all(
+            isinstance(r, str) and r for r in self.extra_roots
+        ):
+            raise ConfigError(f"data.extra_roots must be a list of dataset roots, got {self.extra_roots!r}")
+        if len(set(self.extra_roots)) != len(self.extra_roots) or (
+            self.root and self.root in self.extra_roots
+        ):
+            raise ConfigError(
+                "data.extra_roots must not repeat a root (nor data.root): frames would count twice"
+            )
 
 
 @dataclass

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,40 @@ class FrameSet:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+class ConcatImages:
+    """The images of several frame sets as one row-indexable ``[N, 3, H, W]`` array (nothing is copied).
+
+    Pre-training on the frames of more than one dataset root reads batches through this view; every part
+    must have the same image shape (the same camera settings give it).
+    """
+
+    def __init__(self, parts: Sequence[np.ndarray]) -> None:
+        if not parts:
+            raise ValueError("ConcatImages needs at least one image array")
+        shapes = {tuple(p.shape[1:]) for p in parts}
+        if len(shapes) != 1:
+            raise DataError(f"frame caches of different image shapes cannot be mixed: {sorted(shapes)}")
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.offsets[-1]), *shapes.pop())
+        self.dtype = self.parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        rows = np.arange(len(self))[index] if not isinstance(index, np.ndarray) else index
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"frame index out of range 0..{len(self) - 1}")
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        part = np.searchsorted(self.offsets, rows, side="right") - 1
+        for k in np.unique(part):
+            sel = part == k
+            out[sel] = self.parts[k][rows[sel] - self.offsets[k]]
+        return out
 
 
 def frame_labels(

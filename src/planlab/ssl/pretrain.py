@@ -282,7 +282,7 @@ def run_pretraining(
     from tqdm import tqdm
 
     from planlab.ssl import probe as probes
-    from planlab.ssl.frames import build_frames
+    from planlab.ssl.frames import ConcatImages, build_frames
     from planlab.ssl.masks import MaskSpec, MultiBlockMasks
     from planlab.ssl.schedules import lr_at, momentum_at, weight_decay_at
     from planlab.training.callbacks import CsvMetricsLogger
@@ -305,6 +305,12 @@ def run_pretraining(
         frames = build_frames(d.root, d.split, cfg.camera, cache_root, stride=d.frame_stride,
                               max_frames=d.max_frames, splits_file=d.splits_file, maps_root=d.maps_root,
                               threads=d.decode_threads, progress=show)  # fmt: skip
+        # more unlabelled frames from further roots (same split and camera settings); probes use d.root only
+        extra = [build_frames(r, d.split, cfg.camera, cache_root, stride=d.frame_stride, splits_file=d.splits_file,
+                              threads=d.decode_threads, progress=show) for r in d.extra_roots]  # fmt: skip
+        images_all = ConcatImages([frames.images] + [e.images for e in extra]) if extra else frames.images
+        sources = [{"root": str(root or "$OPENSCENE_DATA_ROOT"), "count": len(f), "manifest_hash": f.info["manifest_hash"]}
+                   for root, f in zip([d.root, *d.extra_roots], [frames, *extra], strict=True)]  # fmt: skip
         pr = cfg.probe
         probe_set = None
         if pr.enabled:
@@ -320,7 +326,7 @@ def run_pretraining(
             # with the default lead settings this is the cache just built above
             fit = probe_frames_of(d.split, d.frame_stride, d.max_frames) if pr.fit_on == "pretrain" else None
             probe_set = probes.ProbeSet(held_out, fit, pr.max_train_frames, pr.test_fraction)
-        n, batch = len(frames), cfg.trainer.batch_size
+        n, batch = len(images_all), cfg.trainer.batch_size
         steps_per_epoch = n // batch  # drop_last: every step has a full batch (masks stack)
         if steps_per_epoch < 1:
             raise PlanlabError(f"{n} frames in split {d.split!r} < trainer.batch_size={batch}")
@@ -351,7 +357,7 @@ def run_pretraining(
             step, epoch, batch_in_epoch = int(ck["step"]), int(ck["epoch"]), int(ck["batch_in_epoch"])
             probe_history = list(ck.get("probe_history") or [])
         merge_json(run.path, "meta.json", _meta(cfg, run, {
-            "frames": {"split": d.split, "count": n, "cache": str(frames.dir), "manifest_hash": frames.info["manifest_hash"]},
+            "frames": {"split": d.split, "count": n, "cache": str(frames.dir), "manifest_hash": frames.info["manifest_hash"], "sources": sources},
             "probe_frames": None if probe_set is None else {"split": pr.split, "count": len(probe_set.test_frames), "cache": str(probe_set.test_frames.dir), "protocol": probe_set.protocol, "n_train": int((~probe_set.is_test).sum())},
             "steps_per_epoch": steps_per_epoch, "total_steps": total, "warmup_steps": warmup,
             "device": device, "precision": precision, "torch_threads": torch.get_num_threads(),
@@ -428,7 +434,7 @@ def run_pretraining(
                 order = _epoch_order(seed, epoch, n)
                 while batch_in_epoch < steps_per_epoch:
                     idx = order[batch_in_epoch * batch : (batch_in_epoch + 1) * batch].sort().values.numpy()
-                    images = torch.from_numpy(np.asarray(frames.images[idx], dtype=np.float32))
+                    images = torch.from_numpy(np.asarray(images_all[idx], dtype=np.float32))
                     gen = _step_generator(seed, step)
                     images = random_crop(images, tuple(cfg.augment.crop_scale), gen).to(device)
                     masks = masker(batch, gen)
@@ -500,7 +506,7 @@ def run_pretraining(
         write_json(run.path / "probe.json", {"history": probe_history, "final": final_probe})
         export_encoder(model, cfg, run.encoder_dir, {
             "run_dir": str(run.path), "step": step, "epochs": cfg.trainer.epochs, "config_hash": cfg_hash,
-            "frames": {"split": d.split, "count": n, "manifest_hash": frames.info["manifest_hash"]},
+            "frames": {"split": d.split, "count": n, "manifest_hash": frames.info["manifest_hash"], "sources": sources},
             "probe": final_probe,
         })  # fmt: skip
         seconds = time.perf_counter() - t_start
