@@ -251,3 +251,36 @@ def test_grid_pixels_reference():
     train = SimpleNamespace(info={"split": "train"}, logs=["c", "d"], labels=labels, images=images[::-1])
     ps = ProbeSet(frames, train)
     assert np.allclose(ps.pixels((2, 4)), np.r_[px[::-1], px])  # probe-train rows first, then test rows
+
+
+def test_variance_covariance_terms():
+    from planlab.ssl.ijepa import variance_covariance
+
+    torch.manual_seed(0)
+    spread = torch.randn(4096, 8) * 2.0  # std 2 > target 1, independent channels
+    v, c = variance_covariance(spread)
+    assert float(v) == 0.0 and float(c) < 0.05
+    collapsed = torch.ones(64, 8) + 1e-3 * torch.randn(64, 8)
+    v, _ = variance_covariance(collapsed)
+    assert float(v) == pytest.approx(1.0 - 1e-2, abs=2e-2)  # every channel's std is ~0: hinge ~1
+    x = torch.randn(256, 1)
+    correlated = torch.cat([x, x, -x], dim=1)
+    _, c = variance_covariance(correlated)
+    assert float(c) == pytest.approx(6 * 1.0 / 3, rel=0.2)  # 6 off-diagonal entries of |cov| 1, over D=3
+
+
+def test_regulariser_is_off_by_default_and_adds_to_the_loss_when_on():
+    from planlab.ssl.masks import MaskSpec
+
+    cfg = ViTConfig(patch_size=16, embed_dim=32, depth=1, num_heads=2, grid_height=2, grid_width=4)
+    images = torch.randn(4, 3, 32, 64)
+    masks = MultiBlockMasks((2, 4), MaskSpec(num_targets=2, min_keep=1))(4, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    plain = IJepa(cfg, 16, 1, 2)
+    torch.manual_seed(0)
+    reg = IJepa(cfg, 16, 1, 2, reg=(1.0, 0.04, 1.0))
+    a, b = plain(images, masks), reg(images, masks)
+    assert a.reg == 0.0 and b.reg > 0
+    assert float(b.loss.detach()) == pytest.approx(float(a.loss.detach()) + b.reg, rel=1e-5)
+    b.loss.backward()
+    assert reg.context_encoder.blocks[0].attn.qkv.weight.grad is not None

@@ -159,6 +159,30 @@ class PretrainOptim:
 
 
 @dataclass
+class RegularizerSettings:
+    """Optional variance-covariance regularisation of the context encoder (VICReg's two anti-collapse terms),
+    **not** part of the I-JEPA recipe and off by default (weights 0).
+
+    Applied to the mean-pooled context tokens of each image (``z``, ``[B, D]``): ``variance`` weights the
+    hinge ``mean_d relu(target_std − std_b(z_d))``; ``covariance`` weights the sum of squared off-diagonal
+    covariances divided by D. A remedy to try when the pooled features lose rank during pre-training
+    (RankMe falling), at the cost of leaving the published recipe.
+    """
+
+    variance: float = 0.0
+    covariance: float = 0.0
+    target_std: float = 1.0
+
+    def validate(self) -> None:
+        if self.variance < 0 or self.covariance < 0 or self.target_std <= 0:
+            raise ConfigError("reg.variance and reg.covariance must be >= 0 and reg.target_std > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.variance > 0 or self.covariance > 0
+
+
+@dataclass
 class PretrainTrainer:
     epochs: int = 30
     batch_size: int = 64
@@ -240,6 +264,7 @@ class PretrainConfig:
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
     masks: MaskSettings = field(default_factory=MaskSettings)
     optim: PretrainOptim = field(default_factory=PretrainOptim)
+    reg: RegularizerSettings = field(default_factory=RegularizerSettings)
     trainer: PretrainTrainer = field(default_factory=PretrainTrainer)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     logging: PretrainLogging = field(default_factory=PretrainLogging)
@@ -259,6 +284,7 @@ class PretrainConfig:
         self.predictor.validate()
         self.masks.validate()
         self.optim.validate()
+        self.reg.validate()
         self.trainer.validate()
         self.probe.validate()
         grid = (self.camera.image_height // p) * (self.camera.image_width // p)

@@ -32,6 +32,7 @@ class StepStats:
     target_std: float  # mean over channels of the per-channel std over all patch tokens of the batch
     pooled_std: float  # mean over channels of the std over images of the mean-pooled target feature
     pred_std: float  # the same per-channel std for the predictions (layer-normed scale)
+    reg: float = 0.0  # the variance-covariance term included in ``loss`` (0 when switched off)
 
 
 @torch.no_grad()
@@ -53,6 +54,18 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
             tb.mul_(momentum).add_(ob.detach(), alpha=1.0 - momentum)
 
 
+def variance_covariance(z: torch.Tensor, target_std: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """VICReg's anti-collapse terms of ``z`` (``[B, D]``): (mean hinge of the per-channel std below
+    ``target_std``, sum of squared off-diagonal covariances / D). Both 0 for decorrelated, spread features."""
+    z = z.float()
+    z = z - z.mean(dim=0)
+    std = torch.sqrt(z.var(dim=0) + 1e-4)
+    variance = F.relu(target_std - std).mean()
+    cov = (z.T @ z) / max(z.shape[0] - 1, 1)
+    off = cov - torch.diag(torch.diag(cov))
+    return variance, off.pow(2).sum() / z.shape[1]
+
+
 def _channel_std(x: torch.Tensor) -> float:
     flat = x.reshape(-1, x.shape[-1]).float()
     return float(flat.std(dim=0).mean()) if flat.shape[0] > 1 else 0.0
@@ -68,8 +81,10 @@ class IJepa(nn.Module):
         pred_depth: int = 4,
         pred_heads: int = 3,
         pred_mlp_ratio: float = 4.0,
+        reg: tuple[float, float, float] = (0.0, 0.0, 1.0),
     ) -> None:
         super().__init__()
+        self.reg = tuple(float(v) for v in reg)  # (variance weight, covariance weight, target std); off at 0
         self.context_encoder = JepaViT(encoder)
         self.target_encoder = copy.deepcopy(self.context_encoder)
         self.target_encoder.requires_grad_(False)
@@ -111,9 +126,16 @@ class IJepa(nn.Module):
         context = self.context_encoder(images, masks.context)
         pred = self.predictor(context, masks.context, masks.targets)
         loss = F.smooth_l1_loss(pred.float(), targets.float())
+        reg = 0.0
+        w_var, w_cov, target_std = self.reg
+        if w_var > 0 or w_cov > 0:  # optional, not the recipe (see RegularizerSettings)
+            variance, covariance = variance_covariance(context.mean(dim=1), target_std)
+            extra = w_var * variance + w_cov * covariance
+            loss = loss + extra
+            reg = float(extra.detach())
         with torch.no_grad():
             stats = (_channel_std(full), _channel_std(full.mean(dim=1)), _channel_std(pred))
-        return StepStats(loss, *stats)
+        return StepStats(loss, *stats, reg=reg)
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:

@@ -95,7 +95,10 @@ def build_model(cfg: Any) -> Any:
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        return IJepa(vit, p.embed_dim, p.depth, p.num_heads, p.mlp_ratio)
+        r = cfg.reg
+        return IJepa(
+            vit, p.embed_dim, p.depth, p.num_heads, p.mlp_ratio, (r.variance, r.covariance, r.target_std)
+        )
     finally:
         torch.random.set_rng_state(state)
 
@@ -472,6 +475,7 @@ def run_pretraining(
                         log({"train/loss": float(stats.loss.detach()), "train/lr": lr, "train/weight_decay": wd,
                              "train/ema_momentum": momentum, "monitor/target_std": stats.target_std,
                              "monitor/pooled_std": stats.pooled_std, "monitor/pred_std": stats.pred_std,
+                             **({"train/reg": stats.reg} if cfg.reg.enabled else {}),
                              "perf/images_per_s": n_log / max(now - t_log, 1e-9), "epoch": float(epoch)}, step)  # fmt: skip
                         bar.set_postfix(
                             loss=f"{float(stats.loss.detach()):.4f}", std=f"{stats.target_std:.3f}"
