@@ -245,3 +245,27 @@ def test_extra_roots_are_validated(roots):
 
     with pytest.raises(ConfigError, match="data.extra_roots"):
         build_pretrain_config(overrides={"data.extra_roots": roots})
+
+
+def test_variants_table_reads_the_run_dirs(finished, tmp_path):
+    # scripts/ssl_variants.py: one row per run dir, "changes" = the resolved config's difference to --base
+    _, result, _ = finished
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "ssl_variants.py")
+    base = str(next(p for p in packaged_configs() if p.name == "ijepa_small.yaml"))
+    ok = subprocess.run([sys.executable, script, "--base", base, "--run", str(result.run_dir), "--out", str(tmp_path)],
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads((tmp_path / "ssl_variants.json").read_text())
+    row = data["runs"][0]
+    assert "encoder.depth=2" in row["changes"] and "trainer.epochs=3" in row["changes"]
+    assert not any(c.startswith(("data.cache_dir", "probe.")) for c in row["changes"])
+    probe = json.loads((result.run_dir / "probe.json").read_text())["final"]
+    assert (
+        row["delta"]["lead_bacc"] == probe["ssl_minus_random_ci"]["lead_bacc"] and row["steps"] == result.step
+    )
+    md = (tmp_path / "ssl_variants.md").read_text()
+    assert f"`{result.run_dir.name}`" in md and "`encoder.depth=2`" in md
+    bad = subprocess.run([sys.executable, script, "--base", base, "--run", str(tmp_path / "nope"), "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "not a finished pre-training run" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
